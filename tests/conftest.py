@@ -1,0 +1,20 @@
+"""Shared test setup: the repository root importable (for configs/), small fast configs."""
+
+import importlib
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def load_config(name: str, variant: str | None = 'smoke'):
+  """configs/<name>.py's get_config(variant), as launch.py would load it."""
+  return importlib.import_module(f'configs.{name}').get_config(variant)
+
+
+@pytest.fixture
+def smoke_config():
+  return load_config('mnist_dcgan')
