@@ -1,0 +1,19 @@
+"""The article's GAN: a dense-then-conv generator from 100-d noise, trained correctly.
+
+  python launch.py --config=configs/mnist_mlp_gan.py --workdir=runs/mnist_mlp_gan
+"""
+
+from configs import common
+
+
+def get_config(variant: str | None = None):
+  config = common.gan_config()
+  config.model.generator = 'mlp'
+  config.model.discriminator = 'mlp'
+  config.model.g_width = 64
+  config.model.d_width = 64
+  if variant == 'smoke':
+    common.smoke(config)
+  elif variant:
+    raise ValueError(f"unknown variant '{variant}' of mnist_mlp_gan: use smoke or nothing")
+  return config

@@ -1,0 +1,202 @@
+"""The GAN experiment: its train state, initialisation and the pure train step.
+
+The whole update, discriminator then generator, is `train_step` below.
+"""
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import data
+from gan_jax import images as image_lib
+from gan_jax import losses
+from gan_jax import models
+
+
+@flax.struct.dataclass
+class GANState:
+  """Everything a resume needs: both nets, their optimizers, the EMA generator, the step."""
+
+  step: jax.Array
+  g_params: Any
+  g_stats: Any  # G's non-trainable collections (batch norm running statistics).
+  g_opt: Any
+  d_params: Any
+  d_stats: Any  # D's non-trainable collections (e.g. spectral-norm power-iteration vectors).
+  d_opt: Any
+  ema_params: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN:
+  """The static parts of a GAN experiment: networks, optimizers, loss and hyper-parameters."""
+
+  generator: nn.Module
+  discriminator: nn.Module
+  g_tx: optax.GradientTransformation
+  d_tx: optax.GradientTransformation
+  loss: losses.GANLoss
+  latent_dim: int
+  num_classes: int  # 0: unconditional.
+  image_shape: tuple[int, int, int]
+  ema_decay: float
+  ema_warmup: bool
+
+  def generate(self, params, stats, z, labels, train: bool):
+    """(images, new_stats); batch-norm statistics update only when `train`."""
+    variables = {'params': params, **stats}
+    if not train:
+      return self.generator.apply(variables, z, labels, train=False), stats
+    images, new_stats = self.generator.apply(variables, z, labels, train=True,
+                                             mutable=list(stats))
+    return images, dict(new_stats)
+
+  def discriminate(self, params, stats, images, labels, train: bool):
+    variables = {'params': params, **stats}
+    if not stats:
+      return self.discriminator.apply(variables, images, labels, train=train), stats
+    logits, new_stats = self.discriminator.apply(variables, images, labels, train=train,
+                                                 mutable=list(stats))
+    return logits, (dict(new_stats) if train else stats)
+
+  def sample_noise(self, rng, batch_size: int):
+    z_rng, y_rng = jax.random.split(rng)
+    z = jax.random.normal(z_rng, (batch_size, self.latent_dim))
+    labels = (jax.random.randint(y_rng, (batch_size,), 0, self.num_classes)
+              if self.num_classes else None)
+    return z, labels
+
+  def init(self, rng) -> GANState:
+    g_rng, d_rng = jax.random.split(rng)
+    z, labels = self.sample_noise(g_rng, 2)
+    g_vars = dict(self.generator.init(g_rng, z, labels, train=False))
+    d_vars = dict(self.discriminator.init(
+        d_rng, jnp.zeros((2, *self.image_shape)), labels, train=False))
+    g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
+    return GANState(step=jnp.zeros((), jnp.int32),
+                    g_params=g_params, g_stats=g_vars, g_opt=self.g_tx.init(g_params),
+                    d_params=d_params, d_stats=d_vars, d_opt=self.d_tx.init(d_params),
+                    ema_params=g_params)
+
+  def ema_decay_at(self, step):
+    """The EMA decay, warmed up as min(decay, (1+t)/(10+t)) so it forgets the random init."""
+    if not self.ema_warmup:
+      return jnp.asarray(self.ema_decay, jnp.float32)
+    return jnp.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+
+
+def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
+  """One discriminator update, then one generator update through the updated D."""
+  d_rng, g_rng = jax.random.split(jax.random.fold_in(key, state.step))
+  real = data.to_float(batch['image'])
+  real_labels = batch['label'] if gan.num_classes else None
+  batch_size = real.shape[0]
+
+  # Discriminator: real vs. fakes from the current G (a constant here), in one D call.
+  z, fake_labels = gan.sample_noise(d_rng, batch_size)
+  fake, _ = gan.generate(state.g_params, state.g_stats, z, fake_labels, train=True)
+  both = jnp.concatenate([real, jax.lax.stop_gradient(fake)])
+  both_labels = None if real_labels is None else jnp.concatenate([real_labels, fake_labels])
+
+  def d_loss_fn(d_params):
+    logits, d_stats = gan.discriminate(d_params, state.d_stats, both, both_labels, train=True)
+    real_logits, fake_logits = jnp.split(logits, 2)
+    return gan.loss.d(real_logits, fake_logits), (d_stats, real_logits, fake_logits)
+
+  (d_loss, (d_stats, real_logits, fake_logits)), d_grads = jax.value_and_grad(
+      d_loss_fn, has_aux=True)(state.d_params)
+  d_updates, d_opt = gan.d_tx.update(d_grads, state.d_opt, state.d_params)
+  d_params = optax.apply_updates(state.d_params, d_updates)
+
+  # Generator: fakes are made inside the loss, so the gradient reaches G's parameters.
+  z, fake_labels = gan.sample_noise(g_rng, batch_size)
+
+  def g_loss_fn(g_params):
+    fake, g_stats = gan.generate(g_params, state.g_stats, z, fake_labels, train=True)
+    logits, _ = gan.discriminate(d_params, d_stats, fake, fake_labels, train=False)
+    return gan.loss.g(logits), g_stats
+
+  (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
+  g_updates, g_opt = gan.g_tx.update(g_grads, state.g_opt, state.g_params)
+  g_params = optax.apply_updates(state.g_params, g_updates)
+
+  decay = gan.ema_decay_at(state.step)
+  ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                            state.ema_params, g_params)
+  new_state = GANState(step=state.step + 1, g_params=g_params, g_stats=g_stats, g_opt=g_opt,
+                       d_params=d_params, d_stats=d_stats, d_opt=d_opt, ema_params=ema_params)
+  metrics = {
+      'd_loss': d_loss, 'g_loss': g_loss,
+      'd_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits),
+      'd_grad_norm': optax.global_norm(d_grads), 'g_grad_norm': optax.global_norm(g_grads),
+  }
+  return new_state, metrics
+
+
+def make_optimizer(optim_config) -> optax.GradientTransformation:
+  return optax.adam(optim_config.learning_rate, b1=optim_config.b1, b2=optim_config.b2)
+
+
+def build(config, image_shape, num_classes: int) -> GAN:
+  """The GAN a config describes, for images of `image_shape`."""
+  m = config.model
+  classes = num_classes if m.conditional else 0
+  return GAN(
+      generator=models.generator(m.generator, image_shape=tuple(image_shape), width=m.g_width,
+                                 num_classes=classes),
+      discriminator=models.discriminator(m.discriminator, width=m.d_width, num_classes=classes),
+      g_tx=make_optimizer(config.optim.g), d_tx=make_optimizer(config.optim.d),
+      loss=losses.get(config.loss.name), latent_dim=m.latent_dim, num_classes=classes,
+      image_shape=tuple(image_shape), ema_decay=config.train.ema_decay,
+      ema_warmup=config.train.ema_warmup)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def generate_ema(gan: GAN, state: GANState, z, labels):
+  """Images from the EMA generator in inference mode (running batch-norm statistics)."""
+  return gan.generate(state.ema_params, state.g_stats, z, labels, train=False)[0]
+
+
+class Experiment:
+  """A GAN run for the shared train loop: fixed-noise sample grids at each evaluation."""
+
+  progress_keys = ('d_loss', 'g_loss')
+
+  def __init__(self, run):
+    self.config = run.config
+    self.gan = build(run.config, run.source.image_shape, run.source.num_classes)
+    self.train_step = functools.partial(train_step, self.gan)
+    self.init = self.gan.init
+    self.sample_z, self.sample_labels = fixed_noise(self.gan, run.config)
+    self.judge = None
+    if run.config.eval.classifier_workdir:
+      from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
+      self.judge = evaluate.load_judge(run.config.eval.classifier_workdir)
+
+  def evaluate(self, state, step):
+    """A fixed-noise sample grid, and classifier-feature metrics if a judge is configured."""
+    del step
+    images = data.to_uint8(jax.device_get(
+        generate_ema(self.gan, state, self.sample_z, self.sample_labels)))
+    rows = self.gan.num_classes or None
+    scalars = {}
+    if self.judge is not None:
+      from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
+      scalars = evaluate.judge_generator(self.judge, self.gan, state, self.config.eval,
+                                         self.config.data)
+      scalars.update(evaluate.provenance(self.judge, self.config.eval))
+    return scalars, {'samples': image_lib.grid(images, rows)}
+
+
+def fixed_noise(gan: GAN, config, count: int | None = None):
+  """The noise (and labels 0, 1, 2, ... cycling) behind every sample grid of a run."""
+  count = count or config.eval.num_grid_samples
+  z = jax.random.normal(jax.random.key(config.eval.grid_seed), (count, gan.latent_dim))
+  labels = jnp.arange(count) % gan.num_classes if gan.num_classes else None
+  return z, labels

@@ -1,0 +1,22 @@
+"""The library entry point behind launch.py: one call per --mode."""
+
+from gan_jax import sharding
+
+
+def run(config, workdir: str, mode: str = 'train', *, num_samples: int = 64,
+        sample_seed: int = 0, truncation: float = 0.0, coordinator_address=None,
+        num_processes=None, process_id=None):
+  """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`."""
+  sharding.maybe_initialize_distributed(coordinator_address, num_processes, process_id)
+  if mode == 'train':
+    from gan_jax import train  # pylint: disable=g-import-not-at-top
+    return train.train_and_evaluate(config, workdir)
+  if mode == 'sample':
+    from gan_jax import sample  # pylint: disable=g-import-not-at-top
+    out_dir = sample.write_samples(config, workdir, num_samples, sample_seed, truncation)
+    print(f'wrote {num_samples} samples to {out_dir}')
+    return out_dir
+  if mode == 'eval':
+    from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
+    return evaluate.run_eval(config, workdir)
+  raise ValueError(f'unknown mode {mode!r}')

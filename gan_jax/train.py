@@ -1,0 +1,245 @@
+"""The training loop shared by every experiment: mesh, data, checkpoints, logs, signals.
+
+An experiment (GAN or classifier) supplies `init(rng)`, a pure
+`train_step(state, batch, key) -> (state, metrics)` and a host-side
+`evaluate(state, step) -> (scalars, images)`; this loop compiles the step once over the mesh
+and does everything else the same way for all of them.
+"""
+
+import contextlib
+import dataclasses
+import os
+import signal
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from gan_jax import checkpoint
+from gan_jax import data
+from gan_jax import images as image_lib
+from gan_jax import input_pipeline
+from gan_jax import sharding
+from gan_jax import writers
+from gan_jax.errors import UserError
+
+
+class NonFiniteError(UserError):
+  """A loss or gradient became NaN/Inf; the last good checkpoint is kept."""
+
+
+def prepare_workdir(workdir: str) -> str:
+  """Creates the workdir if needed and proves it writable, before any work is done."""
+  workdir = os.path.abspath(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f'cannot create workdir {workdir!r}: {e.strerror}') from e
+  if not os.path.isdir(workdir):
+    raise UserError(f'workdir {workdir!r} is not a folder')
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise UserError(f'workdir {workdir!r} is not writable')
+  return workdir
+
+
+def write_config(config, workdir: str, resume_step: int | None) -> None:
+  """`config.json` records the config a run started with; a resume that changes it adds a
+  `config.resumed_at_step_N.json` beside it instead of overwriting the original."""
+  text = config.to_json_best_effort(indent=2, sort_keys=True) + '\n'
+  path = os.path.join(workdir, 'config.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      if f.read() == text:
+        return
+    path = os.path.join(workdir, f'config.resumed_at_step_{resume_step or 0}.json')
+  with open(path, 'w') as f:
+    f.write(text)
+
+
+@contextlib.contextmanager
+def stop_requests():
+  """SIGTERM (preemption) and SIGINT set a flag that the loop checks after each step."""
+  requested = {'signal': None}
+
+  def handler(signum, frame):
+    del frame
+    requested['signal'] = signal.Signals(signum).name
+
+  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield requested
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+
+@dataclasses.dataclass
+class Run:
+  """What an experiment needs from the loop's setup: the mesh and the data source."""
+
+  config: Any
+  workdir: str
+  mesh: jax.sharding.Mesh
+  source: data.Source
+  log: Callable[[str], None]
+
+
+def first_nonfinite(history: list[tuple[int, dict]]) -> tuple[int, str] | None:
+  for step, metrics in history:
+    for name, value in metrics.items():
+      if not np.all(np.isfinite(value)):
+        return step, name
+  return None
+
+
+def train_and_evaluate(config, workdir: str, make_experiment=None):
+  """Trains the experiment `config` describes in `workdir`, resuming from its checkpoints.
+
+  Returns the final train state (a pytree of jax.Arrays).
+  """
+  is_main = jax.process_index() == 0
+  log = print if is_main else (lambda *_: None)
+  workdir = prepare_workdir(workdir)
+  mesh = sharding.make_mesh(config.mesh)
+  sharding.check_batch_size(mesh, config.train.batch_size)
+  source = data.load(config.data.source, 'train', config.data)
+  run = Run(config, workdir, mesh, source, log)
+  experiment = (make_experiment or experiment_for(config))(run)
+
+  key = jax.random.key(config.seed)
+  abstract = jax.eval_shape(experiment.init, key)
+  state_shardings = sharding.state_sharding(mesh, abstract)
+  batch_shardings = sharding.batch_sharding(mesh)
+  replicated = sharding.replicated(mesh)
+
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                 max_to_keep=config.train.checkpoints_to_keep)
+  restored = ckpt.restore(checkpoint.abstract_with_sharding(abstract, state_shardings), log)
+  if restored:
+    start, state, data_position = restored
+    log(f'resuming from the checkpoint at step {start} in {ckpt.directory}')
+  else:
+    start, data_position = 0, None
+    state = jax.jit(experiment.init, out_shardings=state_shardings)(key)
+  if is_main:
+    write_config(config, workdir, start)
+
+  total = config.train.num_steps
+  if start >= total:
+    log(f'nothing to do: the checkpoint is at step {start}, config.train.num_steps is {total}')
+    ckpt.close()
+    return state
+
+  ds = input_pipeline.make_dataset(
+      source, seed=config.seed, global_batch_size=config.train.batch_size,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  batches = input_pipeline.iterate(ds, data_position)
+  step_fn = jax.jit(experiment.train_step,
+                    in_shardings=(state_shardings, batch_shardings, replicated),
+                    out_shardings=(state_shardings, replicated), donate_argnums=0)
+  # XLA:CPU can deadlock when collective steps are queued back to back; wait on each step.
+  sync_each_step = jax.default_backend() == 'cpu' and jax.device_count() > 1
+
+  writer = writers.MetricWriter(workdir, enabled=is_main, resume_step=start if restored else None)
+  progress = writers.Progress(total, start, config.train.progress_every_secs, enabled=is_main)
+  log(f'training {config.experiment} on {data.describe(source)}, {jax.device_count()} devices, '
+      f'mesh {dict(mesh.shape)}, steps {start}..{total}')
+  history: list[tuple[int, dict]] = []  # Device metrics of the steps since the last log.
+  last_saved, last_metrics = start if restored else None, {}
+
+  def check_finite():
+    """Stops on a non-finite value among the steps since the last log; returns them fetched."""
+    fetched = jax.device_get(history)
+    bad = first_nonfinite(fetched)
+    if bad:
+      kept = f'step {last_saved}' if last_saved is not None else 'none yet'
+      raise NonFiniteError(f'non-finite {bad[1]} at step {bad[0]}; stopping. The last good '
+                           f'checkpoint is kept ({kept}) and nothing after it is saved')
+    return fetched
+
+  def log_metrics(step):
+    """Logs the mean of the metrics since the last log."""
+    nonlocal history, last_metrics
+    fetched = check_finite()
+    if fetched:
+      history = []
+      last_metrics = {k: float(np.mean([m[k] for _, m in fetched])) for k in fetched[0][1]}
+      writer.scalars(step, {**last_metrics, 'steps_per_sec': progress.steps_per_sec(step)})
+
+  def save(step):
+    nonlocal last_saved
+    check_finite()  # Never checkpoint a state whose losses went non-finite.
+    ckpt.save(step, state, batches.get_state())
+    last_saved = step
+
+  step = start
+  with stop_requests() as stop:
+    t_first = time.monotonic()
+    while step < total:
+      batch = sharding.put_batch(next(batches), batch_shardings)
+      state, metrics = step_fn(state, batch, key)
+      step += 1
+      if sync_each_step or step == start + 1:
+        jax.block_until_ready(metrics)
+      if step == start + 1:
+        log(f'first step compiled and ran in {time.monotonic() - t_first:.1f}s')
+      history.append((step, metrics))
+      if step % config.train.log_every == 0 or step == total:
+        log_metrics(step)
+      if progress.due() or step == total:
+        latest = jax.device_get(history[-1][1]) if history else last_metrics
+        progress.show(step, {k: float(latest[k]) for k in experiment.progress_keys
+                             if k in latest}, force=True)
+      if step % config.train.eval_every == 0 or step == total:
+        scalars, pictures = experiment.evaluate(state, step)
+        if scalars:
+          writer.scalars(step, scalars)
+        for name, picture in pictures.items():
+          if is_main:
+            image_lib.save_png(os.path.join(workdir, name, f'step_{step:06d}.png'), picture)
+          writer.image(step, name, picture)
+      if step % config.train.checkpoint_every == 0 or step == total:
+        save(step)
+      if stop['signal']:
+        if last_saved != step:
+          save(step)
+        log(f'{stop["signal"]} received: saved the checkpoint at step {step}; exiting')
+        break
+  ckpt.wait()
+  ckpt.close()
+  writer.close()
+  return state
+
+
+def experiment_for(config):
+  """The experiment class `config.experiment` names."""
+  from gan_jax import classifier, gan  # pylint: disable=g-import-not-at-top
+  registry = {'gan': gan.Experiment, 'classifier': classifier.Experiment}
+  if config.experiment not in registry:
+    raise UserError(f"unknown experiment '{config.experiment}': choose from {sorted(registry)}")
+  return registry[config.experiment]
+
+
+def restore_for_inference(config, workdir: str, make_experiment=None):
+  """(experiment, step, state) from the newest readable checkpoint in `workdir`, on all devices.
+
+  For --mode=sample and --mode=eval: a missing or foreign checkpoint is a clear error.
+  """
+  workdir = os.path.abspath(workdir)
+  ckpt_dir = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(ckpt_dir):
+    raise UserError(f'no checkpoints in {workdir!r}: train there first (--mode=train)')
+  mesh = sharding.make_mesh(config.mesh)
+  source = data.load(config.data.source, 'train', config.data)
+  log = print if jax.process_index() == 0 else (lambda *_: None)
+  experiment = (make_experiment or experiment_for(config))(Run(config, workdir, mesh, source, log))
+  abstract = jax.eval_shape(experiment.init, jax.random.key(config.seed))
+  shardings = sharding.state_sharding(mesh, abstract)
+  ckpt = checkpoint.Checkpointer(ckpt_dir)
+  restored = ckpt.restore(checkpoint.abstract_with_sharding(abstract, shardings), log)
+  ckpt.close()
+  if restored is None:
+    raise UserError(f'no readable checkpoint in {ckpt_dir!r}')
+  step, state, _ = restored
+  return experiment, step, state

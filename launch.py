@@ -1,0 +1,83 @@
+"""Runs a gan_jax experiment: `python launch.py --config=configs/X.py --workdir=DIR [--mode=...]`.
+
+Config files are Python: loading one runs its code. Override any field from the command line,
+e.g. `--config.train.num_steps=5000`; the config is locked, so an unknown key is an error.
+"""
+
+import os
+import sys
+
+# configs/*.py import `configs.common`, so the repository root must be importable.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (Python).',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and samples go.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'eval'], 'What to do.')
+_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 64, '--mode=sample: how many images.')
+_SAMPLE_SEED = flags.DEFINE_integer('sample_seed', 0, '--mode=sample: noise seed.')
+_TRUNCATION = flags.DEFINE_float('truncation', 0.0,
+                                 '--mode=sample: resample |z| > this (0 = off).')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
+                                   'Multi-process: host:port of process 0.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-process: process count.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-process: this process index.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def _one_line(error: BaseException) -> str:
+  """The most telling line of an error: the last non-blank line of its message, or its type."""
+  lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+  cause = error.__cause__ or error.__context__
+  if cause is not None and (not lines or 'Traceback' in str(error)):
+    return _one_line(cause)
+  return lines[-1] if lines else type(error).__name__
+
+
+def parse_flags(argv):
+  """absl's parser, but a bad flag or config (missing, broken, unknown key, wrong type) is one
+  line on stderr and exit status 2, not a traceback."""
+  for i, arg in enumerate(argv):
+    path = arg[len('--config='):] if arg.startswith('--config=') else (
+        argv[i + 1] if arg == '--config' and i + 1 < len(argv) else None)
+    if path is not None and not os.path.isfile(path.split(':', 1)[0]):
+      print(f"error: config file {path.split(':', 1)[0]!r} not found", file=sys.stderr)
+      sys.exit(2)
+  try:
+    remaining = flags.FLAGS(argv)
+    _ = _CONFIG.value  # A config file that failed to load raises only when first read.
+    return remaining
+  except Exception as e:  # pylint: disable=broad-except
+    message = _one_line(e)
+    if isinstance(e, KeyError) or isinstance(e.__context__, KeyError):
+      key, *hint = str((e if isinstance(e, KeyError) else e.__context__).args[0]).split('\n')
+      key = key.strip("'")
+      overrides = [a.split('=')[0] for a in argv if a.startswith('--config.')
+                   and key in a.split('=')[0].split('.')]
+      message = f'unknown config key {key!r} in {", ".join(overrides) or "--config overrides"}'
+      message += f' ({hint[0]})' if hint else ''
+    print(f'error: {message}', file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
+  from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    gan_main.run(_CONFIG.value, _WORKDIR.value, _MODE.value,
+                 num_samples=_NUM_SAMPLES.value, sample_seed=_SAMPLE_SEED.value,
+                 truncation=_TRUNCATION.value, coordinator_address=_COORDINATOR.value,
+                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)
