@@ -1,0 +1,166 @@
+"""Judging generators with the project's own classifier (no Inception weights here).
+
+A trained classifier workdir (`config.eval.classifier_workdir`) supplies features and class
+probabilities; FID, KID, the Inception-Score analogue, precision/recall and density/coverage
+are computed on them (gan_jax/metrics.py). These are classifier-feature metrics: comparable
+with each other for the same classifier, split and sample count, not with published numbers.
+Reference (real-data) features are computed once per (data set, split, classifier checkpoint)
+and cached as .npz (loaded without pickle) in the classifier's workdir.
+"""
+
+import dataclasses
+import json
+import os
+import re
+
+import jax
+import ml_collections
+import numpy as np
+
+from gan_jax import classifier as classifier_lib
+from gan_jax import data
+from gan_jax import gan as gan_lib
+from gan_jax import metrics
+from gan_jax import train
+from gan_jax.errors import UserError
+
+
+@dataclasses.dataclass
+class Judge:
+  """A trained classifier: its model, parameters and where it came from."""
+
+  model: object
+  params: object
+  workdir: str
+  step: int
+
+  def predict(self, images: np.ndarray):
+    return classifier_lib.predict_all(self.model, self.params, images)
+
+  @property
+  def name(self) -> str:
+    return f'{self.workdir}@{self.step}'
+
+
+def load_judge(classifier_workdir: str) -> Judge:
+  """The classifier trained in `classifier_workdir` (its config.json says which one)."""
+  workdir = os.path.abspath(classifier_workdir)
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    raise UserError(f'no classifier run in {workdir!r} (no config.json): train one with '
+                    'configs/mnist_classifier.py first')
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  if config.get('experiment') != 'classifier':
+    raise UserError(f'{workdir!r} holds a {config.get("experiment")!r} run, not a classifier')
+  experiment, step, state = train.restore_for_inference(config, workdir)
+  return Judge(experiment.model, jax.device_get(state.params), workdir, step)
+
+
+def reference_features(judge: Judge, source_name: str, split: str, data_config=None):
+  """(features, probabilities, labels) of a real split, cached in the classifier's workdir."""
+  key = re.sub(r'[^A-Za-z0-9_.-]+', '_', f'{source_name}_{split}_step{judge.step}')
+  path = os.path.join(judge.workdir, 'reference_stats', key + '.npz')
+  if os.path.exists(path):
+    with np.load(path, allow_pickle=False) as f:
+      return f['features'], f['probs'], f['labels']
+  source = data.load(source_name, split, data_config)
+  images, labels = _all_images(source)
+  probs, features = judge.predict(images)
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp.npz'
+    np.savez(tmp, features=features, probs=probs, labels=labels)
+    os.replace(tmp, path)
+  return features, probs, labels
+
+
+def _all_images(source):
+  if isinstance(source, data.ArraySource):
+    return source.images, source.labels
+  examples = [source[i] for i in range(len(source))]
+  return (np.stack([e['image'] for e in examples]),
+          np.array([e['label'] for e in examples], np.int32))
+
+
+def generate_images(gan, state, num: int, seed: int, batch_size: int = 500):
+  """`num` uint8 images from the EMA generator (labels cycling over classes if conditional)."""
+  z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
+  labels = np.arange(num) % gan.num_classes if gan.num_classes else None
+  out = [data.to_uint8(jax.device_get(gan_lib.generate_ema(
+      gan, state, z[i:i + batch_size], None if labels is None else labels[i:i + batch_size])))
+         for i in range(0, num, batch_size)]
+  return np.concatenate(out), labels
+
+
+def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:
+  """All metrics of the generator in `state`, with what they were measured against."""
+  real, _, _ = reference_features(judge, data_config.source, eval_config.reference_split,
+                                  data_config)
+  images, labels = generate_images(gan, state, eval_config.num_samples, eval_config.sample_seed)
+  probs, features = judge.predict(images)
+  result = metrics.summary(real, features, probs, kid_subset_size=min(1000, len(real)),
+                           seed=eval_config.sample_seed)
+  if labels is not None:
+    overall, per_class = metrics.class_accuracy(probs, labels, gan.num_classes)
+    result['class_accuracy'] = overall
+    result.update({f'class_accuracy_{c}': float(a) for c, a in enumerate(per_class)})
+  return result
+
+
+def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
+  """The metrics of real held-out images against the reference split: the best a G can do."""
+  real, _, _ = reference_features(judge, data_config.source, eval_config.reference_split,
+                                  data_config)
+  held, probs, _ = reference_features(judge, data_config.source, eval_config.floor_split,
+                                      data_config)
+  held, probs = held[:eval_config.num_samples], probs[:eval_config.num_samples]
+  return metrics.summary(real, held, probs, kid_subset_size=min(1000, len(real), len(held)),
+                         seed=eval_config.sample_seed)
+
+
+def provenance(judge: Judge, eval_config) -> dict:
+  return {'eval_classifier': judge.name, 'eval_reference_split': eval_config.reference_split,
+          'eval_num_samples': int(eval_config.num_samples)}
+
+
+HEADLINE = ('fid', 'kid', 'is', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
+
+
+def table(rows: dict[str, dict]) -> str:
+  """A plain-text table: one row per name, one column per headline metric present."""
+  columns = [m for m in HEADLINE if any(m in r for r in rows.values())]
+  width = max(len(n) for n in rows) + 2
+  lines = [' ' * width + ''.join(f'{c:>12}' for c in columns)]
+  for name, row in rows.items():
+    lines.append(f'{name:<{width}}' + ''.join(
+        f'{row[c]:>12.4f}' if c in row else f'{"-":>12}' for c in columns))
+  return '\n'.join(lines)
+
+
+def run_eval(config, workdir: str) -> dict:
+  """--mode=eval: judges the latest checkpoint in `workdir`; logs, prints and returns metrics."""
+  if not config.eval.classifier_workdir:
+    raise UserError('--mode=eval needs a judge: set --config.eval.classifier_workdir to a '
+                    'trained classifier run (configs/mnist_classifier.py)')
+  experiment, step, state = train.restore_for_inference(config, workdir)
+  if config.experiment != 'gan':
+    from gan_jax import classifier as cls  # pylint: disable=g-import-not-at-top
+    accuracy, loss = cls.evaluate_accuracy(experiment.model, state.params, experiment.test_source)
+    result = {'test_accuracy': accuracy, 'test_loss': loss}
+    print(f'step {step}: test accuracy {accuracy:.4f}, test loss {loss:.4f}')
+  else:
+    judge = experiment.judge or load_judge(config.eval.classifier_workdir)
+    result = judge_generator(judge, experiment.gan, state, config.eval, config.data)
+    floor = real_data_floor(judge, config.eval, config.data)
+    result.update(provenance(judge, config.eval))
+    print(f'classifier-feature metrics at step {step} ({judge.name}, '
+          f'{config.eval.num_samples} samples vs the {config.eval.reference_split} split):')
+    print(table({'generator': result, f'real {config.eval.floor_split} split': floor}))
+    result.update({f'floor_{k}': v for k, v in floor.items()})
+  if jax.process_index() == 0:
+    from gan_jax import writers  # pylint: disable=g-import-not-at-top
+    writer = writers.MetricWriter(os.path.abspath(workdir))
+    writer.scalars(step, {'mode': 'eval', **result})
+    writer.close()
+  return result
