@@ -146,7 +146,7 @@ VALID_POLICIES: tuple[str, ...] = tuple(_AUGMENT_FNS)
 
 
 @functools.lru_cache(maxsize=None)
-def _parse_policy(policy: str) -> tuple[str, ...]:
+def parse_policy(policy: str) -> tuple[str, ...]:
   names = tuple(p.strip() for p in policy.split(',') if p.strip())
   for name in names:
     if name not in _AUGMENT_FNS:
@@ -167,7 +167,7 @@ def diff_augment(images: Array, rng: Array, policy: str = 'color,translation,cut
   """
   if not isinstance(policy, str):
     raise TypeError(f'policy must be a static str, got {type(policy).__name__}')
-  names = _parse_policy(policy)
+  names = parse_policy(policy)
   if images.ndim != 4:
     raise ValueError(f'images must be NHWC (4-D), got shape {images.shape}')
   if not names:

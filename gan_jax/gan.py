@@ -13,10 +13,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import augment
 from gan_jax import data
 from gan_jax import images as image_lib
 from gan_jax import losses
 from gan_jax import models
+from gan_jax import regularizers
+from gan_jax.errors import UserError
 
 
 @flax.struct.dataclass
@@ -31,6 +34,7 @@ class GANState:
   d_stats: Any  # D's non-trainable collections (e.g. spectral-norm power-iteration vectors).
   d_opt: Any
   ema_params: Any
+  lecam: regularizers.LeCamState  # EMAs of D's outputs (used when loss.lecam_weight > 0).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +51,12 @@ class GAN:
   image_shape: tuple[int, int, int]
   ema_decay: float
   ema_warmup: bool
+  augment_policy: str = ''  # DiffAugment policy applied to every D input ('' = none).
+  acgan_weight: float = 0.0  # > 0: D also classifies (AC-GAN) instead of projecting labels.
+  r1_gamma: float = 0.0  # gamma / 2 * E||grad D(real)||^2.
+  gp_weight: float = 0.0  # WGAN-GP lambda.
+  lecam_weight: float = 0.0
+  lecam_decay: float = 0.99
 
   def generate(self, params, stats, z, labels, train: bool):
     """(images, new_stats); batch-norm statistics update only when `train`."""
@@ -58,12 +68,20 @@ class GAN:
     return images, dict(new_stats)
 
   def discriminate(self, params, stats, images, labels, train: bool):
+    """(logits (B,), class logits (B, C) for AC-GAN else None, new_stats)."""
     variables = {'params': params, **stats}
-    if not stats:
-      return self.discriminator.apply(variables, images, labels, train=train), stats
-    logits, new_stats = self.discriminator.apply(variables, images, labels, train=train,
-                                                 mutable=list(stats))
-    return logits, (dict(new_stats) if train else stats)
+    if train and stats:
+      out, new_stats = self.discriminator.apply(variables, images, labels, train=True,
+                                                mutable=list(stats))
+      stats = dict(new_stats)
+    else:
+      out = self.discriminator.apply(variables, images, labels, train=train)
+    if self.acgan_weight:
+      return out[:, 0], out[:, 1:], stats
+    return out, None, stats
+
+  def augment(self, images, rng):
+    return augment.diff_augment(images, rng, self.augment_policy) if self.augment_policy else images
 
   def sample_noise(self, rng, batch_size: int):
     z_rng, y_rng = jax.random.split(rng)
@@ -82,7 +100,8 @@ class GAN:
     return GANState(step=jnp.zeros((), jnp.int32),
                     g_params=g_params, g_stats=g_vars, g_opt=self.g_tx.init(g_params),
                     d_params=d_params, d_stats=d_vars, d_opt=self.d_tx.init(d_params),
-                    ema_params=g_params)
+                    ema_params=jax.tree.map(jnp.copy, g_params),  # Own buffers: donatable.
+                    lecam=regularizers.LeCamState())
 
   def ema_decay_at(self, step):
     """The EMA decay, warmed up as min(decay, (1+t)/(10+t)) so it forgets the random init."""
@@ -91,36 +110,63 @@ class GAN:
     return jnp.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
 
 
+def _class_loss(class_logits, labels):
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+
+
 def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
   """One discriminator update, then one generator update through the updated D."""
-  d_rng, g_rng = jax.random.split(jax.random.fold_in(key, state.step))
+  rngs = jax.random.split(jax.random.fold_in(key, state.step), 5)
   real = data.to_float(batch['image'])
   real_labels = batch['label'] if gan.num_classes else None
   batch_size = real.shape[0]
 
   # Discriminator: real vs. fakes from the current G (a constant here), in one D call.
-  z, fake_labels = gan.sample_noise(d_rng, batch_size)
+  z, fake_labels = gan.sample_noise(rngs[0], batch_size)
   fake, _ = gan.generate(state.g_params, state.g_stats, z, fake_labels, train=True)
-  both = jnp.concatenate([real, jax.lax.stop_gradient(fake)])
+  fake = jax.lax.stop_gradient(fake)
+  both = jnp.concatenate([real, fake])
   both_labels = None if real_labels is None else jnp.concatenate([real_labels, fake_labels])
 
   def d_loss_fn(d_params):
-    logits, d_stats = gan.discriminate(d_params, state.d_stats, both, both_labels, train=True)
+    logits, class_logits, d_stats = gan.discriminate(
+        d_params, state.d_stats, gan.augment(both, rngs[1]), both_labels, train=True)
     real_logits, fake_logits = jnp.split(logits, 2)
-    return gan.loss.d(real_logits, fake_logits), (d_stats, real_logits, fake_logits)
+    d_of = lambda x: gan.discriminate(d_params, d_stats, x, real_labels, train=False)[0]
+    terms = {}  # name -> (weight, value)
+    if gan.acgan_weight:
+      terms['d_class_loss'] = (gan.acgan_weight, _class_loss(class_logits, both_labels))
+    if gan.r1_gamma:
+      terms['r1'] = (gan.r1_gamma / 2, regularizers.r1_penalty(d_of, real))
+    if gan.gp_weight:
+      terms['gp'] = (gan.gp_weight, regularizers.gradient_penalty(d_of, real, fake, rngs[2]))
+    if gan.lecam_weight:
+      terms['lecam'] = (gan.lecam_weight,
+                        regularizers.lecam_penalty(state.lecam, real_logits, fake_logits))
+    adversarial = gan.loss.d(real_logits, fake_logits)
+    total = adversarial + sum(w * v for w, v in terms.values())
+    return total, (d_stats, real_logits, fake_logits, adversarial,
+                   {k: v for k, (_, v) in terms.items()})
 
-  (d_loss, (d_stats, real_logits, fake_logits)), d_grads = jax.value_and_grad(
+  (_, (d_stats, real_logits, fake_logits, d_loss, d_terms)), d_grads = jax.value_and_grad(
       d_loss_fn, has_aux=True)(state.d_params)
   d_updates, d_opt = gan.d_tx.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
+  lecam = state.lecam
+  if gan.lecam_weight:
+    lecam = regularizers.lecam_update(lecam, real_logits, fake_logits, gan.lecam_decay)
 
   # Generator: fakes are made inside the loss, so the gradient reaches G's parameters.
-  z, fake_labels = gan.sample_noise(g_rng, batch_size)
+  z, fake_labels = gan.sample_noise(rngs[3], batch_size)
 
   def g_loss_fn(g_params):
     fake, g_stats = gan.generate(g_params, state.g_stats, z, fake_labels, train=True)
-    logits, _ = gan.discriminate(d_params, d_stats, fake, fake_labels, train=False)
-    return gan.loss.g(logits), g_stats
+    logits, class_logits, _ = gan.discriminate(
+        d_params, d_stats, gan.augment(fake, rngs[4]), fake_labels, train=False)
+    loss = gan.loss.g(logits)
+    if gan.acgan_weight:
+      loss += gan.acgan_weight * _class_loss(class_logits, fake_labels)
+    return loss, g_stats
 
   (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
   g_updates, g_opt = gan.g_tx.update(g_grads, state.g_opt, state.g_params)
@@ -130,11 +176,12 @@ def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
   ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
                             state.ema_params, g_params)
   new_state = GANState(step=state.step + 1, g_params=g_params, g_stats=g_stats, g_opt=g_opt,
-                       d_params=d_params, d_stats=d_stats, d_opt=d_opt, ema_params=ema_params)
+                       d_params=d_params, d_stats=d_stats, d_opt=d_opt, ema_params=ema_params,
+                       lecam=lecam)
   metrics = {
-      'd_loss': d_loss, 'g_loss': g_loss,
+      'd_loss': d_loss, 'g_loss': g_loss, **d_terms,
       'd_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits),
-      'd_grad_norm': optax.global_norm(d_grads), 'g_grad_norm': optax.global_norm(g_grads),
+      'd_grad_norm': optax.tree.norm(d_grads), 'g_grad_norm': optax.tree.norm(g_grads),
   }
   return new_state, metrics
 
@@ -145,16 +192,31 @@ def make_optimizer(optim_config) -> optax.GradientTransformation:
 
 def build(config, image_shape, num_classes: int) -> GAN:
   """The GAN a config describes, for images of `image_shape`."""
-  m = config.model
+  m, loss = config.model, config.loss
   classes = num_classes if m.conditional else 0
+  if m.conditional and num_classes < 2:
+    raise UserError(f'a conditional model needs labelled data; {config.data.source} has '
+                    f'{num_classes} class(es)')
+  if m.conditioning not in ('projection', 'acgan'):
+    raise UserError(f"unknown config.model.conditioning '{m.conditioning}': use projection "
+                    'or acgan')
+  try:
+    augment.parse_policy(config.augment.policy)
+  except ValueError as e:
+    raise UserError(f'config.augment.policy: {e}') from e
+  acgan = bool(classes) and m.conditioning == 'acgan'
   return GAN(
       generator=models.generator(m.generator, image_shape=tuple(image_shape), width=m.g_width,
                                  num_classes=classes),
-      discriminator=models.discriminator(m.discriminator, width=m.d_width, num_classes=classes),
+      discriminator=models.discriminator(
+          m.discriminator, width=m.d_width, num_classes=classes, conditioning=m.conditioning,
+          spectral_norm=m.spectral_norm),
       g_tx=make_optimizer(config.optim.g), d_tx=make_optimizer(config.optim.d),
-      loss=losses.get(config.loss.name), latent_dim=m.latent_dim, num_classes=classes,
+      loss=losses.get(loss.name), latent_dim=m.latent_dim, num_classes=classes,
       image_shape=tuple(image_shape), ema_decay=config.train.ema_decay,
-      ema_warmup=config.train.ema_warmup)
+      ema_warmup=config.train.ema_warmup, augment_policy=config.augment.policy,
+      acgan_weight=loss.acgan_weight if acgan else 0.0, r1_gamma=loss.r1_gamma,
+      gp_weight=loss.gp_weight, lecam_weight=loss.lecam_weight, lecam_decay=loss.lecam_decay)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))

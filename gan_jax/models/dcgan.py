@@ -47,19 +47,18 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """images (B, H, W, C) [+ labels (B,)] -> logits (B,)."""
+  """images (B, H, W, C) [+ labels (B,)] -> logits (B,), or (B, 1 + classes) for AC-GAN."""
 
   width: int = 64
   num_classes: int = 0
+  conditioning: str = 'projection'  # Or 'acgan': an auxiliary classifier head, labels unused.
+  spectral_norm: bool = False
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    del train  # No train/eval difference: D has no batch norm or dropout.
+    sn = lambda layer, h: layers.MaybeSpectralNorm(layer, self.spectral_norm)(h, train)
     _, n = start_size(x.shape[1])
     for i in range(n):
-      x = nn.leaky_relu(nn.Conv(self.width * 2 ** i, (4, 4), strides=2)(x), 0.2)
+      x = nn.leaky_relu(sn(nn.Conv(self.width * 2 ** i, (4, 4), strides=2), x), 0.2)
     features = x.reshape(x.shape[0], -1)
-    logits = nn.Dense(1)(features)[:, 0]
-    if self.num_classes:
-      logits += jnp.sum(nn.Embed(self.num_classes, features.shape[-1])(labels) * features, -1)
-    return logits
+    return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn)

@@ -98,3 +98,39 @@ class UpConv2x(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # lax convs need equal dtypes
     y = upconv2x(x, kernel, self.method)
     return y if bias is None else y + bias
+
+
+class MaybeSpectralNorm(nn.Module):
+  """Applies `layer`, spectrally normalised (Miyato et al. 2018) when `enabled`.
+
+  The power-iteration vectors live in the 'batch_stats' collection, i.e. in the train state,
+  and advance one step per call with `update_stats=True` (the discriminator's own update).
+  """
+
+  layer: nn.Module
+  enabled: bool = False
+
+  @nn.compact
+  def __call__(self, x, update_stats: bool):
+    if not self.enabled:
+      return self.layer(x)
+    return nn.SpectralNorm(self.layer)(x, update_stats=update_stats)
+
+
+def discriminator_head(features, labels, num_classes: int, conditioning: str, sn):
+  """The logit of a D's pooled features, conditioned on labels as `conditioning` says.
+
+  Unconditional: Dense -> (B,). 'projection' (Miyato & Koyama 2018): the logit plus
+  <embed(y), features>. 'acgan' (Odena et al. 2017): (B, 1 + num_classes) real/fake logit
+  and class logits; labels are not an input. `sn(layer, x)` applies a layer (spectrally
+  normalised or not). Call from inside a compact module.
+  """
+  logit = sn(nn.Dense(1), features)[:, 0]
+  if not num_classes:
+    return logit
+  if conditioning == 'acgan':
+    return jnp.concatenate([logit[:, None], sn(nn.Dense(num_classes), features)], axis=-1)
+  if conditioning != 'projection':
+    raise ValueError(f"unknown conditioning '{conditioning}': use projection or acgan")
+  embedding = sn(nn.Embed(num_classes, features.shape[-1]), labels)
+  return logit + jnp.sum(embedding * features, axis=-1)

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import layers
+
 
 class Generator(nn.Module):
   image_shape: tuple[int, int, int]
@@ -44,16 +46,15 @@ class Discriminator(nn.Module):
   width: int = 64
   dense_widths: tuple[int, ...] = (512, 256)
   num_classes: int = 0
+  conditioning: str = 'projection'  # Or 'acgan'.
+  spectral_norm: bool = False
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    del train
+    sn = lambda layer, h: layers.MaybeSpectralNorm(layer, self.spectral_norm)(h, train)
     for strides in (2, 1, 1, 1):  # The article's D: one stride-2 conv, then three more.
-      x = nn.leaky_relu(nn.Conv(self.width, (3, 3), strides=strides)(x), 0.2)
+      x = nn.leaky_relu(sn(nn.Conv(self.width, (3, 3), strides=strides), x), 0.2)
     features = x.reshape(x.shape[0], -1)
     for width in self.dense_widths:
-      features = nn.leaky_relu(nn.Dense(width)(features), 0.2)
-    logits = nn.Dense(1)(features)[:, 0]
-    if self.num_classes:
-      logits += jnp.sum(nn.Embed(self.num_classes, features.shape[-1])(labels) * features, -1)
-    return logits
+      features = nn.leaky_relu(sn(nn.Dense(width), features), 0.2)
+    return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn)

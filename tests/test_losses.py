@@ -1,0 +1,55 @@
+"""Each GAN loss against values computed by hand on small inputs."""
+
+import math
+
+import jax.numpy as jnp
+import pytest
+
+from gan_jax import losses
+from gan_jax.errors import UserError
+
+REAL = jnp.array([2.0, -1.0])
+FAKE = jnp.array([0.5, -3.0])
+
+
+def softplus(x):
+  return math.log1p(math.exp(x))
+
+
+def test_non_saturating():
+  d, g = losses.get('non_saturating')
+  # -log sigmoid(r) = softplus(-r); -log(1 - sigmoid(f)) = softplus(f).
+  want_d = (softplus(-2.0) + softplus(1.0)) / 2 + (softplus(0.5) + softplus(-3.0)) / 2
+  assert float(d(REAL, FAKE)) == pytest.approx(want_d, rel=1e-6)
+  assert float(g(FAKE)) == pytest.approx((softplus(-0.5) + softplus(3.0)) / 2, rel=1e-6)
+
+
+def test_hinge():
+  d, g = losses.get('hinge')
+  # relu(1 - r): [0, 2] -> 1; relu(1 + f): [1.5, 0] -> 0.75.
+  assert float(d(REAL, FAKE)) == pytest.approx(1.0 + 0.75)
+  assert float(g(FAKE)) == pytest.approx(1.25)
+
+
+def test_wasserstein():
+  d, g = losses.get('wasserstein')
+  assert float(d(REAL, FAKE)) == pytest.approx(-1.25 - 0.5)
+  assert float(g(FAKE)) == pytest.approx(1.25)
+
+
+def test_least_squares():
+  d, g = losses.get('least_squares')
+  # 0.5 * (mean((r-1)^2) + mean(f^2)) = 0.5 * ((1 + 4)/2 + (0.25 + 9)/2).
+  assert float(d(REAL, FAKE)) == pytest.approx(0.5 * (2.5 + 4.625))
+  assert float(g(FAKE)) == pytest.approx(0.5 * (0.25 + 16.0) / 2)
+
+
+def test_non_saturating_is_stable_for_large_logits():
+  d, g = losses.get('non_saturating')
+  big = jnp.array([1e4, -1e4])
+  assert jnp.isfinite(d(big, -big)) and jnp.isfinite(g(big))
+
+
+def test_unknown_loss_is_a_user_error():
+  with pytest.raises(UserError, match="unknown loss 'nope'"):
+    losses.get('nope')
