@@ -50,6 +50,7 @@ def gan_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 500
   config.train.checkpoints_to_keep = 3
   config.train.progress_every_secs = 5.0
+  config.train.skip_nonfinite = False  # True: skip NaN/Inf steps instead of stopping the run.
   config.train.ema_decay = 0.999
   config.train.ema_warmup = True
 
@@ -90,6 +91,7 @@ def classifier_config(source: str, num_epochs: int, train_size: int,
   config.train.checkpoint_every = steps_per_epoch
   config.train.checkpoints_to_keep = 2
   config.train.progress_every_secs = 5.0
+  config.train.skip_nonfinite = False
   return config
 
 

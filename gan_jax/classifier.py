@@ -45,7 +45,7 @@ def train_step(model, tx, state: ClassifierState, batch, key):
   new_state = ClassifierState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                               opt_state=opt_state)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  return new_state, {'loss': loss, 'accuracy': accuracy, 'grad_norm': optax.global_norm(grads)}
+  return new_state, {'loss': loss, 'accuracy': accuracy, 'grad_norm': optax.tree.norm(grads)}
 
 
 @functools.partial(jax.jit, static_argnums=0)

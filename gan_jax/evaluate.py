@@ -19,8 +19,8 @@ import numpy as np
 
 from gan_jax import classifier as classifier_lib
 from gan_jax import data
-from gan_jax import gan as gan_lib
 from gan_jax import metrics
+from gan_jax import sample
 from gan_jax import train
 from gan_jax.errors import UserError
 
@@ -83,14 +83,11 @@ def _all_images(source):
           np.array([e['label'] for e in examples], np.int32))
 
 
-def generate_images(gan, state, num: int, seed: int, batch_size: int = 500):
+def generate_images(gan, state, num: int, seed: int):
   """`num` uint8 images from the EMA generator (labels cycling over classes if conditional)."""
   z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
-  labels = np.arange(num) % gan.num_classes if gan.num_classes else None
-  out = [data.to_uint8(jax.device_get(gan_lib.generate_ema(
-      gan, state, z[i:i + batch_size], None if labels is None else labels[i:i + batch_size])))
-         for i in range(0, num, batch_size)]
-  return np.concatenate(out), labels
+  labels = np.arange(num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
+  return sample.generate(gan, state, z, labels), labels
 
 
 def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:

@@ -10,10 +10,12 @@ import contextlib
 import dataclasses
 import os
 import signal
+import tempfile
 import time
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import checkpoint
@@ -38,8 +40,11 @@ def prepare_workdir(workdir: str) -> str:
     raise UserError(f'cannot create workdir {workdir!r}: {e.strerror}') from e
   if not os.path.isdir(workdir):
     raise UserError(f'workdir {workdir!r} is not a folder')
-  if not os.access(workdir, os.W_OK | os.X_OK):
-    raise UserError(f'workdir {workdir!r} is not writable')
+  try:  # os.access says yes to root on a read-only mount; a real write tells the truth.
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise UserError(f'workdir {workdir!r} is not writable: {e.strerror}') from e
   return workdir
 
 
@@ -85,6 +90,19 @@ class Run:
   log: Callable[[str], None]
 
 
+def skipping_nonfinite(train_step):
+  """Wraps a train step so a step with any non-finite metric (loss, gradient norm) leaves the
+  state as it was, but for the step counter, and reports `skipped` = 1."""
+
+  def step(state, batch, key):
+    new_state, metrics = train_step(state, batch, key)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]))
+    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+    return kept.replace(step=new_state.step), {**metrics, 'skipped': 1.0 - finite}
+
+  return step
+
+
 def first_nonfinite(history: list[tuple[int, dict]]) -> tuple[int, str] | None:
   for step, metrics in history:
     for name, value in metrics.items():
@@ -100,12 +118,15 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   """
   is_main = jax.process_index() == 0
   log = print if is_main else (lambda *_: None)
-  workdir = prepare_workdir(workdir)
+  # Everything that can be wrong with the config or data fails here, before the workdir is
+  # touched, so a bad command leaves the workdir exactly as it was.
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch_size(mesh, config.train.batch_size)
   source = data.load(config.data.source, 'train', config.data)
+  workdir = os.path.abspath(workdir)
   run = Run(config, workdir, mesh, source, log)
   experiment = (make_experiment or experiment_for(config))(run)
+  prepare_workdir(workdir)
 
   key = jax.random.key(config.seed)
   abstract = jax.eval_shape(experiment.init, key)
@@ -135,7 +156,8 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
       source, seed=config.seed, global_batch_size=config.train.batch_size,
       process_index=jax.process_index(), process_count=jax.process_count())
   batches = input_pipeline.iterate(ds, data_position)
-  step_fn = jax.jit(experiment.train_step,
+  skip_bad = config.train.skip_nonfinite
+  step_fn = jax.jit(skipping_nonfinite(experiment.train_step) if skip_bad else experiment.train_step,
                     in_shardings=(state_shardings, batch_shardings, replicated),
                     out_shardings=(state_shardings, replicated), donate_argnums=0)
   # XLA:CPU can deadlock when collective steps are queued back to back; wait on each step.
@@ -151,6 +173,8 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   def check_finite():
     """Stops on a non-finite value among the steps since the last log; returns them fetched."""
     fetched = jax.device_get(history)
+    if skip_bad:  # Skipped steps changed nothing; they are counted, not averaged.
+      fetched = [(i, m) for i, m in fetched if not m['skipped']]
     bad = first_nonfinite(fetched)
     if bad:
       kept = f'step {last_saved}' if last_saved is not None else 'none yet'
@@ -161,16 +185,25 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   def log_metrics(step):
     """Logs the mean of the metrics since the last log."""
     nonlocal history, last_metrics
+    interval = len(history)
     fetched = check_finite()
+    history = []
     if fetched:
-      history = []
       last_metrics = {k: float(np.mean([m[k] for _, m in fetched])) for k in fetched[0][1]}
-      writer.scalars(step, {**last_metrics, 'steps_per_sec': progress.steps_per_sec(step)})
+    if interval:
+      extra = {'skipped': float(interval - len(fetched))} if skip_bad else {}
+      writer.scalars(step, {**last_metrics, **extra,
+                            'steps_per_sec': progress.steps_per_sec(step)})
 
   def save(step):
     nonlocal last_saved
     check_finite()  # Never checkpoint a state whose losses went non-finite.
-    ckpt.save(step, state, batches.get_state())
+    try:
+      ckpt.save(step, state, batches.get_state())
+    except OSError as e:  # E.g. a full disk: the half-written step is never committed.
+      kept = f'step {last_saved}' if last_saved is not None else 'none'
+      raise UserError(f'could not save the checkpoint at step {step}: {e.strerror or e}; the '
+                      f'previous checkpoint ({kept}) is intact') from e
     last_saved = step
 
   step = start

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from gan_jax import main
+from gan_jax.errors import UserError
 from tests.conftest import ROOT, load_config
 
 
@@ -65,6 +66,15 @@ def test_sample_mode_writes_pngs_npz_and_grid(smoke_run):
     assert 'labels' not in f
   assert len(glob.glob(os.path.join(out_dir, '0*.png'))) == 5
   assert os.path.exists(os.path.join(out_dir, 'grid.png'))
+  strip = Image.open(os.path.join(out_dir, 'interpolation.png'))
+  assert strip.size[0] > 4 * strip.size[1]  # One row of 10 images.
+
+
+def test_sample_mode_never_overwrites(smoke_run):
+  config, workdir, _ = smoke_run
+  main.run(config, workdir, 'sample', num_samples=2, sample_seed=9)
+  with pytest.raises(UserError, match='already exists'):
+    main.run(config, workdir, 'sample', num_samples=2, sample_seed=9)
 
 
 def launch(*args, timeout=300):
