@@ -246,7 +246,8 @@ class Experiment:
     del step
     images = data.to_uint8(jax.device_get(
         generate_ema(self.gan, state, self.sample_z, self.sample_labels)))
-    rows = self.gan.num_classes or None
+    classes = self.gan.num_classes
+    rows = classes if classes and len(images) % classes == 0 else None  # A row per class.
     scalars = {}
     if self.judge is not None:
       from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
@@ -257,8 +258,8 @@ class Experiment:
 
 
 def fixed_noise(gan: GAN, config, count: int | None = None):
-  """The noise (and labels 0, 1, 2, ... cycling) behind every sample grid of a run."""
+  """The noise (and labels in blocks: 0, 0, ..., 1, 1, ...) behind every sample grid of a run."""
   count = count or config.eval.num_grid_samples
   z = jax.random.normal(jax.random.key(config.eval.grid_seed), (count, gan.latent_dim))
-  labels = jnp.arange(count) % gan.num_classes if gan.num_classes else None
+  labels = (jnp.arange(count) * gan.num_classes) // count if gan.num_classes else None
   return z, labels

@@ -56,7 +56,9 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    sn = lambda layer, h: layers.MaybeSpectralNorm(layer, self.spectral_norm)(h, train)
+    # The power iteration advances only in D's own update (train, 'batch_stats' mutable).
+    update = train and self.is_mutable_collection('batch_stats')
+    sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
     _, n = start_size(x.shape[1])
     for i in range(n):
       x = nn.leaky_relu(sn(nn.Conv(self.width * 2 ** i, (4, 4), strides=2), x), 0.2)

@@ -100,24 +100,20 @@ class UpConv2x(nn.Module):
     return y if bias is None else y + bias
 
 
-class MaybeSpectralNorm(nn.Module):
-  """Applies `layer`, spectrally normalised (Miyato et al. 2018) when `enabled`.
+def maybe_spectral_norm(layer: nn.Module, enabled: bool, update_stats: bool) -> Callable:
+  """`layer`, or `layer` spectrally normalised (Miyato et al. 2018) when `enabled`.
 
   The power-iteration vectors live in the 'batch_stats' collection, i.e. in the train state,
-  and advance one step per call with `update_stats=True` (the discriminator's own update).
+  and advance one step per call with `update_stats` (the discriminator's own update).
   """
-
-  layer: nn.Module
-  enabled: bool = False
-
-  @nn.compact
-  def __call__(self, x, update_stats: bool):
-    if not self.enabled:
-      return self.layer(x)
-    return nn.SpectralNorm(self.layer)(x, update_stats=update_stats)
+  if not enabled:
+    return layer
+  wrapped = nn.SpectralNorm(layer, name=f'{layer.name}_sn' if layer.name else None)
+  return lambda *args: wrapped(*args, update_stats=update_stats)
 
 
-def discriminator_head(features, labels, num_classes: int, conditioning: str, sn):
+def discriminator_head(features, labels, num_classes: int, conditioning: str, sn,
+                       kernel_init=nn.initializers.lecun_normal()):
   """The logit of a D's pooled features, conditioned on labels as `conditioning` says.
 
   Unconditional: Dense -> (B,). 'projection' (Miyato & Koyama 2018): the logit plus
@@ -125,12 +121,13 @@ def discriminator_head(features, labels, num_classes: int, conditioning: str, sn
   and class logits; labels are not an input. `sn(layer, x)` applies a layer (spectrally
   normalised or not). Call from inside a compact module.
   """
-  logit = sn(nn.Dense(1), features)[:, 0]
+  logit = sn(nn.Dense(1, kernel_init=kernel_init, name='dense'), features)[:, 0]
   if not num_classes:
     return logit
   if conditioning == 'acgan':
-    return jnp.concatenate([logit[:, None], sn(nn.Dense(num_classes), features)], axis=-1)
+    classes = nn.Dense(num_classes, kernel_init=kernel_init, name='class_dense')
+    return jnp.concatenate([logit[:, None], sn(classes, features)], axis=-1)
   if conditioning != 'projection':
     raise ValueError(f"unknown conditioning '{conditioning}': use projection or acgan")
-  embedding = sn(nn.Embed(num_classes, features.shape[-1]), labels)
-  return logit + jnp.sum(embedding * features, axis=-1)
+  embed = nn.Embed(num_classes, features.shape[-1], embedding_init=kernel_init, name='embed')
+  return logit + jnp.sum(sn(embed, labels) * features, axis=-1)

@@ -51,7 +51,9 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    sn = lambda layer, h: layers.MaybeSpectralNorm(layer, self.spectral_norm)(h, train)
+    # The power iteration advances only in D's own update (train, 'batch_stats' mutable).
+    update = train and self.is_mutable_collection('batch_stats')
+    sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
     for strides in (2, 1, 1, 1):  # The article's D: one stride-2 conv, then three more.
       x = nn.leaky_relu(sn(nn.Conv(self.width, (3, 3), strides=strides), x), 0.2)
     features = x.reshape(x.shape[0], -1)

@@ -10,16 +10,17 @@ downsampling DBlocks, then `plain_blocks` non-downsampling ones; ReLU, global su
 Dense -> one logit, plus the projection sum(embed(y) * h) when conditional (Miyato & Koyama 2018).
 Every Conv/Dense/Embed of D is wrapped in `nn.SpectralNorm` (optional in G). Its power-iteration
 vectors live in the 'batch_stats' collection, i.e. in the train state's `d_stats`, and advance
-one step per apply with `train=True` and 'batch_stats' mutable.
+one step per apply with `train=True` and 'batch_stats' mutable. Flax's `init` stores each wrapped
+weight already divided by its first sigma estimate, so initial kernels have spectral norm ~1
+rather than the initializer's scale; the normalised forward pass does not depend on that scale.
 """
-
-from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from gan_jax.models import dcgan
+from gan_jax.models import layers
 
 # SNGAN's initialisation: Glorot uniform, with gain sqrt(2) on the residual-branch convs (each
 # follows a ReLU) and gain 1 on shortcuts and the input/output layers.
@@ -35,14 +36,6 @@ def _upsample(x: jax.Array) -> jax.Array:
 
 def _avg_pool(x: jax.Array) -> jax.Array:
   return nn.avg_pool(x, (2, 2), strides=(2, 2))
-
-
-def _maybe_sn(layer: nn.Module, enabled: bool, update_stats: bool) -> Callable:
-  """`layer`, or `layer` spectrally normalised with its power iteration stored as `<name>_sn`."""
-  if not enabled:
-    return layer
-  wrapped = nn.SpectralNorm(layer, name=f'{layer.name}_sn')
-  return lambda *args: wrapped(*args, update_stats=update_stats)
 
 
 def _check_labels(num_classes: int, labels):
@@ -93,7 +86,7 @@ class GBlock(nn.Module):
   def __call__(self, x, labels=None, train: bool = True):
     def conv(kernel, init, name):
       layer = nn.Conv(self.features, (kernel, kernel), kernel_init=init, name=name)
-      return _maybe_sn(layer, self.spectral_norm, train)
+      return layers.maybe_spectral_norm(layer, self.spectral_norm, train)
 
     h = nn.relu(_batch_norm(x, labels, self.num_classes, train, 'bn1'))
     h = conv(3, _RESIDUAL_INIT, 'conv1')(_upsample(h))
@@ -120,7 +113,7 @@ class DBlock(nn.Module):
   def __call__(self, x, update_stats: bool):
     def conv(kernel, init, name):
       layer = nn.Conv(self.features, (kernel, kernel), kernel_init=init, name=name)
-      return _maybe_sn(layer, self.spectral_norm, update_stats)
+      return layers.maybe_spectral_norm(layer, self.spectral_norm, update_stats)
 
     pool = _avg_pool if self.downsample else (lambda h: h)
     h = x if self.optimized else nn.relu(x)
@@ -151,7 +144,8 @@ class Generator(nn.Module):
     size, n = dcgan.start_size(self.image_shape[0])
     channels = self.width * self.channel_multiplier
     dense = nn.Dense(size * size * channels, kernel_init=_INIT, name='dense')
-    x = _maybe_sn(dense, self.spectral_norm, train)(z).reshape(-1, size, size, channels)
+    x = layers.maybe_spectral_norm(dense, self.spectral_norm, train)(z)
+    x = x.reshape(-1, size, size, channels)
     for i in range(n):
       x = GBlock(channels, self.num_classes, self.spectral_norm, name=f'block{i}')(
           x, labels, train)
@@ -159,7 +153,7 @@ class Generator(nn.Module):
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                              name='bn')(x))
     out = nn.Conv(self.image_shape[-1], (3, 3), kernel_init=_INIT, name='conv_out')
-    return jnp.tanh(_maybe_sn(out, self.spectral_norm, train)(x))
+    return jnp.tanh(layers.maybe_spectral_norm(out, self.spectral_norm, train)(x))
 
 
 class Discriminator(nn.Module):
@@ -176,10 +170,12 @@ class Discriminator(nn.Module):
   down_blocks: int | None = None
   plain_blocks: int = 2
   spectral_norm: bool = True
+  conditioning: str = 'projection'  # Or 'acgan': an auxiliary classifier head.
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    _check_labels(self.num_classes, labels)
+    if self.conditioning == 'projection':
+      _check_labels(self.num_classes, labels)
     _, n = dcgan.start_size(x.shape[1])
     downs = n if self.down_blocks is None else self.down_blocks
     if not 1 <= downs <= n:
@@ -194,9 +190,6 @@ class Discriminator(nn.Module):
       x = DBlock(channels, downsample=i < downs, optimized=i == 0,
                  spectral_norm=self.spectral_norm, name=f'block{i}')(x, update)
     features = jnp.sum(nn.relu(x), axis=(1, 2))  # Global sum pooling, as in SNGAN.
-    dense = nn.Dense(1, kernel_init=_INIT, name='dense')
-    logits = _maybe_sn(dense, self.spectral_norm, update)(features)[:, 0]
-    if self.num_classes:
-      embed = nn.Embed(self.num_classes, channels, embedding_init=_INIT, name='embed')
-      logits += jnp.sum(_maybe_sn(embed, self.spectral_norm, update)(labels) * features, -1)
-    return logits
+    sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
+    return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn,
+                                     kernel_init=_INIT)

@@ -1,0 +1,22 @@
+"""Class-conditional DCGAN on the embedded MNIST digits: label embedding in G, projection D.
+
+  python launch.py --config=configs/mnist_cgan.py --workdir=runs/mnist_cgan
+  python launch.py --config=configs/mnist_cgan.py --workdir=runs/mnist_cgan --mode=sample
+The sample grid has one row per class; `--config.model.conditioning=acgan` trains an AC-GAN
+(D classifies instead of projecting) from the same file.
+"""
+
+from configs import common
+
+
+def get_config(variant: str | None = None):
+  config = common.gan_config()
+  config.model.conditional = True
+  config.model.conditioning = 'projection'
+  config.eval.num_grid_samples = 100  # 10 x 10: one row per class.
+  if variant == 'smoke':
+    common.smoke(config)
+    config.eval.num_grid_samples = 20
+  elif variant:
+    raise ValueError(f"unknown variant '{variant}' of mnist_cgan: use smoke or nothing")
+  return config
