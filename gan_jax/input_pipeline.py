@@ -1,9 +1,10 @@
 """Deterministic, resumable, per-process input pipeline on grain.
 
-The stream is one seeded shuffle of the source per epoch, repeated forever. Process p of P
-reads the elements p, p+P, p+2P, ... of that stream, so the P local batches of global step k
-together hold exactly global batch k of a one-process run: the data a step sees does not
-depend on how many processes read it. The iterator's position (`get_state`) is saved with
+The stream is one seeded shuffle of the source per epoch, repeated forever, cut into local
+batches of B/P elements; process p of P takes the local batches p, p+P, p+2P, ... So at
+global step k process p holds rows [p*B/P, (p+1)*B/P) of global batch k of a one-process
+run, in the same order: the data a step sees, row by row, does not depend on how many
+processes read it, and each process reads only its own elements. The iterator's position (`get_state`) is saved with
 every checkpoint, so a resumed run sees the batches an uninterrupted run would have seen.
 """
 
@@ -30,8 +31,7 @@ def make_dataset(source, *, seed: int, global_batch_size: int, process_index: in
                     f'({global_batch_size})')
   batch = local_batch_size(global_batch_size, process_count)
   ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat(num_epochs)
-  ds = ds[process_index::process_count]
-  return ds.batch(batch, drop_remainder=True)
+  return ds.batch(batch, drop_remainder=True)[process_index::process_count]
 
 
 def make_eval_dataset(source, *, batch_size: int, process_index: int = 0,

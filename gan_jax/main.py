@@ -1,5 +1,7 @@
 """The library entry point behind launch.py: one call per --mode."""
 
+import jax
+
 from gan_jax import sharding
 
 
@@ -14,7 +16,8 @@ def run(config, workdir: str, mode: str = 'train', *, num_samples: int = 64,
   if mode == 'sample':
     from gan_jax import sample  # pylint: disable=g-import-not-at-top
     out_dir = sample.write_samples(config, workdir, num_samples, sample_seed, truncation)
-    print(f'wrote {num_samples} samples to {out_dir}')
+    if jax.process_index() == 0:  # Only process 0 writes the files, and says so.
+      print(f'wrote {num_samples} samples to {out_dir}')
     return out_dir
   if mode == 'eval':
     from gan_jax import evaluate  # pylint: disable=g-import-not-at-top

@@ -5,6 +5,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from gan_jax import data
 from gan_jax import gan as gan_lib
@@ -74,6 +75,8 @@ def write_samples(config, workdir: str, num_samples: int, seed: int,
   out_dir = os.path.join(os.path.abspath(workdir), 'generated', name)
   if os.path.exists(out_dir):
     raise UserError(f'{out_dir!r} already exists; choose another --sample_seed or --num_samples')
+  if jax.process_count() > 1:  # Every process checks before process 0 can create it.
+    multihost_utils.sync_global_devices(f'sample: checked {out_dir}')
   z_rng, strip_rng = jax.random.split(jax.random.key(seed))
   z = truncated_normal(z_rng, (num_samples, gan.latent_dim), truncation)
   labels = np.arange(num_samples, dtype=np.int32) % gan.num_classes if gan.num_classes else None

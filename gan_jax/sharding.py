@@ -25,8 +25,9 @@ def maybe_initialize_distributed(coordinator_address: str | None = None,
       int(os.environ.get('SLURM_NTASKS', '1')) > 1)
   if not asked:
     return
-  if jax.default_backend() == 'cpu' or os.environ.get('JAX_PLATFORMS', '') == 'cpu':
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  # Cross-process collectives of the CPU backend (a no-op for accelerators). Nothing here may
+  # touch the backend (jax.default_backend(), jax.devices()): initialize() must come first.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(coordinator_address=coordinator_address or None,
                              num_processes=num_processes, process_id=process_id)
 

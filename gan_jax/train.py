@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
@@ -90,6 +91,17 @@ class Run:
   log: Callable[[str], None]
 
 
+def stop_agreed(stop: dict, step: int, every: int) -> bool:
+  """Whether to stop after `step`. One process acts on its own signal at once; several
+  processes compare flags every `every` steps, so all stop (and save, a collective) together."""
+  if jax.process_count() == 1:
+    return stop['signal'] is not None
+  if step % every:
+    return False
+  flags = multihost_utils.process_allgather(np.int32(stop['signal'] is not None))
+  return bool(np.any(flags))
+
+
 def skipping_nonfinite(train_step):
   """Wraps a train step so a step with any non-finite metric (loss, gradient norm) leaves the
   state as it was, but for the step counter, and reports `skipped` = 1."""
@@ -104,10 +116,11 @@ def skipping_nonfinite(train_step):
 
 
 def first_nonfinite(history: list[tuple[int, dict]]) -> tuple[int, str] | None:
+  """The first step with non-finite metrics, and their names ('d_loss, g_loss, ...')."""
   for step, metrics in history:
-    for name, value in metrics.items():
-      if not np.all(np.isfinite(value)):
-        return step, name
+    bad = [name for name, value in metrics.items() if not np.all(np.isfinite(value))]
+    if bad:  # Losses first: they are what a reader looks for.
+      return step, ', '.join(sorted(bad, key=lambda name: ('loss' not in name, name)))
   return None
 
 
@@ -136,7 +149,9 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                  max_to_keep=config.train.checkpoints_to_keep)
-  restored = ckpt.restore(checkpoint.abstract_with_sharding(abstract, state_shardings), log)
+  # An unreadable checkpoint is moved aside (kept): this run will save its step again.
+  restored = ckpt.restore(checkpoint.abstract_with_sharding(abstract, state_shardings), log,
+                          set_aside_unreadable=True)
   if restored:
     start, state, data_position = restored
     log(f'resuming from the checkpoint at step {start} in {ckpt.directory}')
@@ -163,7 +178,8 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   # XLA:CPU can deadlock when collective steps are queued back to back; wait on each step.
   sync_each_step = jax.default_backend() == 'cpu' and jax.device_count() > 1
 
-  writer = writers.MetricWriter(workdir, enabled=is_main, resume_step=start if restored else None)
+  # Rows after `start` belong to a lost timeline (a kill before the first checkpoint included).
+  writer = writers.MetricWriter(workdir, enabled=is_main, resume_step=start)
   progress = writers.Progress(total, start, config.train.progress_every_secs, enabled=is_main)
   log(f'training {config.experiment} on {data.describe(source)}, {jax.device_count()} devices, '
       f'mesh {dict(mesh.shape)}, steps {start}..{total}')
@@ -234,10 +250,11 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
           writer.image(step, name, picture)
       if step % config.train.checkpoint_every == 0 or step == total:
         save(step)
-      if stop['signal']:
+      if stop_agreed(stop, step, config.train.log_every):
         if last_saved != step:
           save(step)
-        log(f'{stop["signal"]} received: saved the checkpoint at step {step}; exiting')
+        log(f'{stop["signal"] or "a stop signal on another process"} received: saved the '
+            f'checkpoint at step {step}; exiting')
         break
   ckpt.wait()
   ckpt.close()
