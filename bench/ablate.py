@@ -1,0 +1,107 @@
+"""Trains each MNIST GAN config for the same number of steps and tabulates their metrics.
+
+  python bench/ablate.py --steps 2000 --out docs/ablation.md
+
+Every config trains on the embedded digits in `<workroot>/<config>` (a rerun resumes or
+reuses finished runs); the judge is the classifier in --classifier_workdir (trained first
+with configs/mnist_classifier.py if missing). The table gives classifier-feature FID, KID,
+precision, recall, density, coverage, per-class accuracy for conditional models and wall
+time, beside the real-data floor: held-out real test digits against the same reference.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
+from gan_jax import main
+from gan_jax import train
+
+CONFIGS = ('mnist_mlp_gan', 'mnist_dcgan', 'mnist_cgan', 'mnist_sngan')
+COLUMNS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
+
+
+def load_config(name):
+  return importlib.import_module(f'configs.{name}').get_config()
+
+
+def train_judge(workdir: str) -> evaluate.Judge:
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    print(f'training the judge classifier in {workdir}', flush=True)
+    main.run(load_config('mnist_classifier'), workdir)
+  return evaluate.load_judge(workdir)
+
+
+def train_and_judge(name: str, steps: int, workroot: str, judge) -> dict:
+  config = load_config(name)
+  config.train.num_steps = steps
+  config.train.progress_every_secs = 30.0
+  workdir = os.path.join(workroot, name)
+  timing_path = os.path.join(workdir, 'ablation_wall_s.json')
+  if not os.path.exists(timing_path):
+    start = time.monotonic()
+    main.run(config, workdir)
+    os.makedirs(workdir, exist_ok=True)
+    with open(timing_path, 'w') as f:
+      json.dump({'steps': steps, 'wall_s': time.monotonic() - start}, f)
+  with open(timing_path) as f:
+    wall = json.load(f)['wall_s']
+  experiment, step, state = train.restore_for_inference(config, workdir)
+  result = evaluate.judge_generator(judge, experiment.gan, state, config.eval, config.data)
+  return {**result, 'step': step, 'wall_s': wall}
+
+
+def markdown(rows: dict[str, dict], steps: int, judge, eval_config) -> str:
+  lines = [f'Classifier-feature metrics after {steps} steps (batch 64), {eval_config.num_samples} '
+           f'generated images against the {eval_config.reference_split} split, judge '
+           f'`{os.path.relpath(judge.workdir)}` at step {judge.step}. Lower FID/KID is better; '
+           'higher precision/recall/density/coverage is better.', '',
+           '| run | ' + ' | '.join(COLUMNS) + ' | wall time |',
+           '|---' * (len(COLUMNS) + 2) + '|']
+  for name, row in rows.items():
+    cells = [f'{row[c]:.3f}' if c in row and np.isfinite(row[c]) else '-' for c in COLUMNS]
+    wall = f"{row['wall_s'] / 60:.1f} min" if 'wall_s' in row else '-'
+    lines.append(f'| {name} | ' + ' | '.join(cells) + f' | {wall} |')
+  for name, row in rows.items():
+    per_class = [row.get(f'class_accuracy_{c}') for c in range(10)]
+    if per_class[0] is not None:
+      lines += ['', f'{name}: classifier accuracy on generated images of each requested class: '
+                + ', '.join(f'{c}: {a:.3f}' for c, a in enumerate(per_class))]
+  return '\n'.join(lines) + '\n'
+
+
+def main_(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--steps', type=int, default=2000)
+  parser.add_argument('--configs', default=','.join(CONFIGS))
+  parser.add_argument('--workroot', default='runs/ablation')
+  parser.add_argument('--classifier_workdir', default='runs/mnist_classifier')
+  parser.add_argument('--out', default='')
+  args = parser.parse_args(argv)
+  judge = train_judge(args.classifier_workdir)
+  eval_config = load_config('mnist_dcgan').eval
+  data_config = load_config('mnist_dcgan').data
+  rows = {}
+  for name in args.configs.split(','):
+    rows[name] = train_and_judge(name, args.steps, args.workroot, judge)
+    print(name, json.dumps(rows[name]), flush=True)
+  rows['real test digits (floor)'] = evaluate.real_data_floor(judge, eval_config, data_config)
+  table = markdown(rows, args.steps, judge, eval_config)
+  print(table)
+  if args.out:
+    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
+    with open(args.out, 'w') as f:
+      f.write(table)
+    with open(os.path.splitext(args.out)[0] + '.json', 'w') as f:
+      json.dump(rows, f, indent=1)
+
+
+if __name__ == '__main__':
+  main_()
