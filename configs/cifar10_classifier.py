@@ -10,8 +10,4 @@ from configs import common
 
 def get_config(variant: str | None = None):
   config = common.classifier_config('tfds:cifar10', num_epochs=10, train_size=50000)
-  if variant == 'smoke':
-    common.smoke_classifier(config)
-  elif variant:
-    raise ValueError(f"unknown variant '{variant}' of cifar10_classifier: use smoke or nothing")
-  return config
+  return common.select_variant(config, 'cifar10_classifier', variant, shrink=common.smoke_classifier)

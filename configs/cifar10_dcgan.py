@@ -17,8 +17,4 @@ def get_config(variant: str | None = None):
   config.train.batch_size = 128
   config.train.eval_every = 2500
   config.train.checkpoint_every = 2500
-  if variant == 'smoke':
-    common.smoke(config)
-  elif variant:
-    raise ValueError(f"unknown variant '{variant}' of cifar10_dcgan: use smoke or nothing")
-  return config
+  return common.select_variant(config, 'cifar10_dcgan', variant)

@@ -23,9 +23,4 @@ def get_config(variant: str | None = None):
   config.train.batch_size = 64
   config.train.eval_every = 5000
   config.train.checkpoint_every = 5000
-  if variant == 'smoke':
-    common.smoke(config)
-    config.model.g_width = config.model.d_width = 4
-  elif variant:
-    raise ValueError(f"unknown variant '{variant}' of cifar10_sngan: use smoke or nothing")
-  return config
+  return common.select_variant(config, 'cifar10_sngan', variant, model__g_width=4, model__d_width=4)

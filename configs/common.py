@@ -117,3 +117,17 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.train.progress_every_secs = 0.0
   config.eval.num_grid_samples = 16
   return config
+
+
+def select_variant(config: ml_collections.ConfigDict, name: str, variant: str | None,
+                   shrink=smoke, **smoke_overrides) -> ml_collections.ConfigDict:
+  """`config` as is (no variant), or shrunk by `shrink` for 'smoke', then `smoke_overrides`
+  applied (dotted keys with '__' for '.', e.g. model__g_width=4); another name is an error."""
+  if variant == 'smoke':
+    shrink(config)
+    for key, value in smoke_overrides.items():
+      section, field = key.split('__')
+      config[section][field] = value
+  elif variant:
+    raise ValueError(f"unknown variant '{variant}' of {name}: use smoke or nothing")
+  return config

@@ -14,9 +14,4 @@ def get_config(variant: str | None = None):
   config.model.conditional = True
   config.model.conditioning = 'projection'
   config.eval.num_grid_samples = 100  # 10 x 10: one row per class.
-  if variant == 'smoke':
-    common.smoke(config)
-    config.eval.num_grid_samples = 20
-  elif variant:
-    raise ValueError(f"unknown variant '{variant}' of mnist_cgan: use smoke or nothing")
-  return config
+  return common.select_variant(config, 'mnist_cgan', variant, eval__num_grid_samples=20)

@@ -9,8 +9,4 @@ from configs import common
 
 def get_config(variant: str | None = None):
   config = common.classifier_config('embedded:mnist', num_epochs=15, train_size=4000)
-  if variant == 'smoke':
-    common.smoke_classifier(config)
-  elif variant:
-    raise ValueError(f"unknown variant '{variant}' of mnist_classifier: use smoke or nothing")
-  return config
+  return common.select_variant(config, 'mnist_classifier', variant, shrink=common.smoke_classifier)

@@ -9,8 +9,4 @@ from configs import common
 
 def get_config(variant: str | None = None):
   config = common.gan_config()
-  if variant == 'smoke':
-    common.smoke(config)
-  elif variant:
-    raise ValueError(f"unknown variant '{variant}' of mnist_dcgan: use smoke or nothing")
-  return config
+  return common.select_variant(config, 'mnist_dcgan', variant)

@@ -12,8 +12,4 @@ def get_config(variant: str | None = None):
   config.model.discriminator = 'mlp'
   config.model.g_width = 32  # Conv channels (the article: 128); the dense stack is as written.
   config.model.d_width = 32
-  if variant == 'smoke':
-    common.smoke(config)
-  elif variant:
-    raise ValueError(f"unknown variant '{variant}' of mnist_mlp_gan: use smoke or nothing")
-  return config
+  return common.select_variant(config, 'mnist_mlp_gan', variant)

@@ -18,9 +18,4 @@ def get_config(variant: str | None = None):
   config.augment.policy = 'translation,cutout'
   for optim in (config.optim.g, config.optim.d):
     optim.b1, optim.b2 = 0.0, 0.9  # SNGAN's Adam.
-  if variant == 'smoke':
-    common.smoke(config)
-    config.model.g_width = config.model.d_width = 4
-  elif variant:
-    raise ValueError(f"unknown variant '{variant}' of mnist_sngan: use smoke or nothing")
-  return config
+  return common.select_variant(config, 'mnist_sngan', variant, model__g_width=4, model__d_width=4)
