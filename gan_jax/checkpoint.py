@@ -2,12 +2,18 @@
 
 Orbax writes each step into a temporary folder and renames it when complete, so a kill during
 a save never leaves a half-written checkpoint that looks finished. A checkpoint that cannot be
-read (truncated, corrupted) is skipped for the previous one, loudly. A checkpoint whose arrays
-do not match the model in the config is refused: the workdir belongs to another experiment.
+read (truncated, corrupted) is skipped for the previous one, loudly; a training run moves it
+aside to `STEP.unreadable` (kept, never deleted) so it can save that step again. A checkpoint
+whose arrays do not match the model in the config is refused: the workdir belongs to another
+experiment. A save that cannot complete (e.g. a full disk, checked before writing) raises
+OSError, removes its half-written folder and leaves the previous checkpoints as they were.
 No pickle anywhere: arrays go through tensorstore, the pipeline position through JSON.
 """
 
+import errno
 import os
+import re
+import shutil
 
 import jax
 import numpy as np
@@ -36,8 +42,26 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, step: int, state, data_position: dict) -> None:
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_position)), force=True)
+    """Saves synchronously; OSError (the half-written step removed) if it cannot complete."""
+    needed = sum(x.nbytes for x in jax.tree.leaves(state))
+    free = _free_bytes(self.directory)
+    if free < needed:  # Fail before writing rather than midway through tensorstore's writes.
+      raise OSError(errno.ENOSPC, f'{os.strerror(errno.ENOSPC)}: the checkpoint needs about '
+                    f'{needed / 2**20:.1f} MiB, {self.directory} has {free / 2**20:.1f} MiB free')
+    try:
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_position)), force=True)
+    except Exception as e:
+      if jax.process_index() == 0:  # Free the space; orbax would only remove it on a retry.
+        shutil.rmtree(os.path.join(self.directory, f'{step}.orbax-checkpoint-tmp'),
+                      ignore_errors=True)
+      if isinstance(e, OSError):
+        raise
+      # Tensorstore reports I/O failures as ValueError("... [os_error_code='28']").
+      code = re.search(r"os_error_code='?(\d+)", str(e))
+      if code:
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from e
+      raise
 
   def _check_matches(self, step: int, abstract_state) -> None:
     saved = _shapes_by_path(self._manager.item_metadata(step)['state'].tree)
@@ -48,8 +72,12 @@ class Checkpointer:
           f'the checkpoint at step {step} in {self.directory} holds a different model '
           f'({differing} differs from this config); refusing to overwrite it: use a new --workdir')
 
-  def restore(self, abstract_state, log=print):
-    """The newest readable checkpoint as `(step, state, data_position)`, or None if none."""
+  def restore(self, abstract_state, log=print, set_aside_unreadable: bool = False):
+    """The newest readable checkpoint as `(step, state, data_position)`, or None if none.
+
+    `set_aside_unreadable` (for training, which will save those steps again): an unreadable
+    checkpoint is renamed to `STEP.unreadable`, which orbax ignores, instead of left in place.
+    """
     steps = self.all_steps()
     for i, step in reversed(list(enumerate(steps))):
       try:
@@ -61,10 +89,26 @@ class Checkpointer:
       except Exception as e:  # Orbax/tensorstore raise many types for unreadable data.
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         older = f'falling back to step {steps[i - 1]}' if i else 'no older checkpoint left'
-        log(f'checkpoint at step {step} is unreadable ({reason}); {older}')
+        moved = f'; moved it to {self._set_aside(step)}' if set_aside_unreadable else ''
+        log(f'checkpoint at step {step} is unreadable ({reason}){moved}; {older}')
         continue
       return step, restored['state'], dict(restored['data'])
     return None
+
+  def _set_aside(self, step: int) -> str:
+    """Renames step `step`'s folder out of orbax's sight (kept for inspection); the new path."""
+    target = os.path.join(self.directory, f'{step}.unreadable')
+    n = 1
+    while os.path.exists(target):
+      n += 1
+      target = os.path.join(self.directory, f'{step}.unreadable.{n}')
+    if jax.process_index() == 0:
+      os.rename(os.path.join(self.directory, str(step)), target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices(f'gan_jax_set_aside_{step}')
+    self._manager.reload()
+    return target
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
@@ -76,6 +120,13 @@ class Checkpointer:
 def _shapes_by_path(tree) -> dict[str, tuple[int, ...]]:
   leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, 'shape'))[0]
   return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def _free_bytes(directory: str) -> int:
+  """Free bytes on the file system holding `directory` (or its nearest existing parent)."""
+  while not os.path.exists(directory) and os.path.dirname(directory) != directory:
+    directory = os.path.dirname(directory)
+  return shutil.disk_usage(directory).free
 
 
 def abstract_with_sharding(abstract_state, shardings):

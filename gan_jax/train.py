@@ -241,6 +241,7 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
         progress.show(step, {k: float(latest[k]) for k in experiment.progress_keys
                              if k in latest}, force=True)
       if step % config.train.eval_every == 0 or step == total:
+        check_finite()  # Never evaluate (or publish samples of) a state gone non-finite.
         scalars, pictures = experiment.evaluate(state, step)
         if scalars:
           writer.scalars(step, scalars)
