@@ -111,7 +111,11 @@ def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
                                   data_config)
   held, probs, _ = reference_features(judge, data_config.source, eval_config.floor_split,
                                       data_config)
-  held, probs = held[:eval_config.num_samples], probs[:eval_config.num_samples]
+  # A seeded shuffle first: splits may be stored in class order, and a prefix (or the IS
+  # analogue's consecutive splits) of class-ordered data would measure a few classes only.
+  order = np.random.default_rng(eval_config.sample_seed).permutation(len(held))
+  keep = order[:eval_config.num_samples]
+  held, probs = held[keep], probs[keep]
   return metrics.summary(real, held, probs, kid_subset_size=min(1000, len(real), len(held)),
                          seed=eval_config.sample_seed)
 
