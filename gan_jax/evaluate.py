@@ -132,10 +132,11 @@ def table(rows: dict[str, dict]) -> str:
   """A plain-text table: one row per name, one column per headline metric present."""
   columns = [m for m in HEADLINE if any(m in r for r in rows.values())]
   width = max(len(n) for n in rows) + 2
-  lines = [' ' * width + ''.join(f'{c:>12}' for c in columns)]
+  cells = {c: max(12, len(c) + 2) for c in columns}
+  lines = [' ' * width + ''.join(f'{c:>{cells[c]}}' for c in columns)]
   for name, row in rows.items():
     lines.append(f'{name:<{width}}' + ''.join(
-        f'{row[c]:>12.4f}' if c in row else f'{"-":>12}' for c in columns))
+        f'{row[c]:>{cells[c]}.4f}' if c in row else f'{"-":>{cells[c]}}' for c in columns))
   return '\n'.join(lines)
 
 
