@@ -67,7 +67,9 @@ def describe(op_name, shape, batch):
     if net in op_name:
       sub = re.search(net + r'[)]*/([A-Za-z0-9]+_\d+|dense)', op_name)
       layer = f'{net[0]} {sub.group(1) if sub else "(net)"}'
-  if 'transpose(jvp(' in op_name:
+  if op_name.endswith('/kernel_grad'):
+    pas = 'backward: kernel gradient'
+  elif 'transpose(jvp(' in op_name:
     pas = 'backward'
   elif 'jvp(' in op_name:
     pas = 'forward (under grad)'

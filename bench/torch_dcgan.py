@@ -4,8 +4,8 @@ Same architecture, loss, optimizers and update order as gan_jax.gan.train_step w
 configs/mnist_dcgan.py (see bench/train_step.py, which times and cross-checks it):
 
   G: z(100) -> Linear(7*7*4w, no bias) -> BN -> ReLU -> ConvTranspose2d(4w, 2w, 4, 2, 1, no bias)
-     -> BN -> ReLU -> ConvTranspose2d(2w, w, 4, 2, 1, no bias) -> BN -> ReLU -> Conv2d(w, 1, 3, SAME)
-     -> tanh
+     -> BN -> ReLU -> ConvTranspose2d(2w, w, 4, 2, 1, no bias) -> BN -> ReLU
+     -> Conv2d(w, 1, 3, SAME) -> tanh
   D: Conv2d(1, w, 4, stride 2, SAME) -> LeakyReLU(0.2) -> Conv2d(w, 2w, 4, stride 2, SAME)
      -> LeakyReLU(0.2) -> flatten -> Linear(1)
 
