@@ -35,7 +35,9 @@ def pass_functions(model, params, x):
   forward = jax.jit(model.apply)
   dx = jax.jit(lambda p, x: jax.vjp(lambda x: model.apply(p, x), x)[1](cotangent))
   dk = jax.jit(lambda p, x: jax.vjp(lambda p: model.apply(p, x), p)[1](cotangent))
-  both = jax.jit(lambda p, x: jax.vjp(model.apply, p, x)[1](cotangent))
+  # Returning y keeps the forward in the program; otherwise XLA drops it as dead code.
+  both = jax.jit(lambda p, x: (lambda y, pullback: (y, pullback(cotangent)))(
+      *jax.vjp(model.apply, p, x)))
   return {name: (lambda f=f: f(params, x)) for name, f in zip(PASSES, (forward, dx, dk, both))}
 
 

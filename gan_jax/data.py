@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import gzip
 import os
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -203,7 +203,3 @@ def to_float(images):
 def to_uint8(images) -> np.ndarray:
   """float [-1, 1] -> uint8 [0, 255] (host-side, for PNGs and .npz)."""
   return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def collate(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}

@@ -124,26 +124,34 @@ def first_nonfinite(history: list[tuple[int, dict]]) -> tuple[int, str] | None:
   return None
 
 
+def _setup(config, workdir: str, make_experiment=None):
+  """The mesh, data, experiment and the shape and sharding of its state; writes nothing.
+
+  Returns (run, experiment, abstract_state, state_shardings).
+  """
+  mesh = sharding.make_mesh(config.mesh)
+  source = data.load(config.data.source, 'train', config.data)
+  log = print if jax.process_index() == 0 else (lambda *_: None)
+  run = Run(config, os.path.abspath(workdir), mesh, source, log)
+  experiment = (make_experiment or experiment_for(config))(run)
+  abstract = jax.eval_shape(experiment.init, jax.random.key(config.seed))
+  return run, experiment, abstract, sharding.state_sharding(mesh, abstract)
+
+
 def train_and_evaluate(config, workdir: str, make_experiment=None):
   """Trains the experiment `config` describes in `workdir`, resuming from its checkpoints.
 
   Returns the final train state (a pytree of jax.Arrays).
   """
   is_main = jax.process_index() == 0
-  log = print if is_main else (lambda *_: None)
   # Everything that can be wrong with the config or data fails here, before the workdir is
   # touched, so a bad command leaves the workdir exactly as it was.
-  mesh = sharding.make_mesh(config.mesh)
-  sharding.check_batch_size(mesh, config.train.batch_size)
-  source = data.load(config.data.source, 'train', config.data)
-  workdir = os.path.abspath(workdir)
-  run = Run(config, workdir, mesh, source, log)
-  experiment = (make_experiment or experiment_for(config))(run)
+  run, experiment, abstract, state_shardings = _setup(config, workdir, make_experiment)
+  sharding.check_batch_size(run.mesh, config.train.batch_size)
+  workdir, mesh, source, log = run.workdir, run.mesh, run.source, run.log
   prepare_workdir(workdir)
 
   key = jax.random.key(config.seed)
-  abstract = jax.eval_shape(experiment.init, key)
-  state_shardings = sharding.state_sharding(mesh, abstract)
   batch_shardings = sharding.batch_sharding(mesh)
   replicated = sharding.replicated(mesh)
 
@@ -281,14 +289,9 @@ def restore_for_inference(config, workdir: str, make_experiment=None):
   ckpt_dir = os.path.join(workdir, 'checkpoints')
   if not os.path.isdir(ckpt_dir):
     raise UserError(f'no checkpoints in {workdir!r}: train there first (--mode=train)')
-  mesh = sharding.make_mesh(config.mesh)
-  source = data.load(config.data.source, 'train', config.data)
-  log = print if jax.process_index() == 0 else (lambda *_: None)
-  experiment = (make_experiment or experiment_for(config))(Run(config, workdir, mesh, source, log))
-  abstract = jax.eval_shape(experiment.init, jax.random.key(config.seed))
-  shardings = sharding.state_sharding(mesh, abstract)
+  run, experiment, abstract, shardings = _setup(config, workdir, make_experiment)
   ckpt = checkpoint.Checkpointer(ckpt_dir)
-  restored = ckpt.restore(checkpoint.abstract_with_sharding(abstract, shardings), log)
+  restored = ckpt.restore(checkpoint.abstract_with_sharding(abstract, shardings), run.log)
   ckpt.close()
   if restored is None:
     raise UserError(f'no readable checkpoint in {ckpt_dir!r}')

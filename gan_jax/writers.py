@@ -56,10 +56,6 @@ class MetricWriter:
     if self.enabled:
       self._tb.add_image(name, image, step, dataformats='HWC')
 
-  def flush(self) -> None:
-    if self._tb:
-      self._tb.flush()
-
   def close(self) -> None:
     if self._tb:
       self._tb.close()

@@ -8,7 +8,6 @@ embedding to z; D adds a projection term <embed(y), features> (Miyato & Koyama 2
 """
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from gan_jax.models import layers

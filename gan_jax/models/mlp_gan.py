@@ -11,7 +11,6 @@ conv channels so the config can trade quality for CPU time.
 """
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from gan_jax.models import layers
