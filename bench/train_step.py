@@ -60,9 +60,10 @@ KIND_ENV = {'torch_passive': {'OMP_WAIT_POLICY': 'PASSIVE'},
             'torch_compile_passive': {'OMP_WAIT_POLICY': 'PASSIVE'}}
 TORCH_KINDS = ('torch', 'torch_passive', 'torch_1t')
 
-# jax variants for the investigation (--variants): bench-side changes only, gan_jax untouched.
-# 'flags' are appended to XLA_FLAGS of that worker; 'scan' runs that many steps per call with
-# lax.scan; 'device_data' keeps the training images on the device and passes indices.
+# jax variants for the investigation (--variants): bench-side changes except 'conv_chunks',
+# which sets config.model.conv_chunks (jax_chunksN). 'flags' are appended to XLA_FLAGS of that
+# worker; 'scan' runs that many steps per call with lax.scan; 'device_data' keeps the training
+# images on the device and passes indices.
 _LIBRARY_OPS = 'LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'
 JAX_VARIANTS = {
     'jax': {},
@@ -80,6 +81,11 @@ JAX_VARIANTS = {
     'jax_onednn': {'flags': '--xla_cpu_use_onednn=true'},
     'jax_vec512': {'flags': '--xla_cpu_prefer_vector_width=512'},
     'jax_fastmath': {'flags': '--xla_cpu_enable_fast_math=true'},
+    'jax_chunks1': {'conv_chunks': 1},
+    'jax_chunks2': {'conv_chunks': 2},
+    'jax_chunks4': {'conv_chunks': 4},
+    'jax_chunks8': {'conv_chunks': 8},
+    'jax_chunks16': {'conv_chunks': 16},
 }
 
 
@@ -148,7 +154,7 @@ class JaxRunner:
   """gan_jax.gan.train_step, jitted like gan_jax/train.py (+ optional bench-only variants)."""
 
   def __init__(self, batch, method=None, scan=1, device_data=False, mesh_devices=1, flags='',
-               phase_dx=False):
+               phase_dx=False, conv_chunks=None):
     del flags  # Already in XLA_FLAGS of this process.
     t0 = time.perf_counter()
     import functools  # pylint: disable=g-import-not-at-top
@@ -170,6 +176,8 @@ class JaxRunner:
 
     config = mnist_dcgan.get_config()
     config.train.batch_size = batch
+    if conv_chunks is not None:
+      config.model.conv_chunks = conv_chunks
     source = data.load(config.data.source, 'train', config.data)
     gan = gan_lib.build(config, source.image_shape, source.num_classes)
     mesh = sharding.make_mesh(config.mesh)

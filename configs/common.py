@@ -26,6 +26,10 @@ def gan_config() -> ml_collections.ConfigDict:
   config.model.conditional = False  # Class-conditional G and D (labels from the data).
   config.model.conditioning = 'projection'  # How D uses labels: projection or acgan.
   config.model.spectral_norm = False  # Spectral norm on every D layer.
+  # Batch slices per convolution (README, Performance): XLA:CPU convolutions run faster on 16
+  # examples than on 64 or 256. Same results up to float summation order. 0 = auto: 4 on
+  # CPU, 1 on GPU/TPU.
+  config.model.conv_chunks = 0
 
   config.loss = ml_collections.ConfigDict()
   config.loss.name = 'non_saturating'  # non_saturating, hinge, wasserstein, least_squares

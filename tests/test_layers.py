@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.models.layers import METHODS, UpConv2x, upconv2x, upconv2x_flops
+from gan_jax.models.layers import METHODS, UpConv2x, batch_chunked, upconv2x, upconv2x_flops
 
 # Non-square so that swapping H and W (or phase rows and columns) is caught.
 BATCH, HEIGHT, WIDTH, CIN, COUT = 2, 3, 4, 2, 3
@@ -112,3 +112,48 @@ def test_unknown_method_raises(data):
 
 def test_flops_count_the_definition(data):
   assert upconv2x_flops(BATCH, HEIGHT, WIDTH, CIN, COUT) == 2 * data['macs']
+
+
+@pytest.mark.parametrize('batch,chunks', [(8, 2), (8, 4), (6, 4), (3, 1)])
+def test_batch_chunked_matches_the_whole_batch(batch, chunks):
+  """Slices are interleaved (rows j, j + chunks, ...) and put back in place; a batch that
+  `chunks` does not divide (6 by 4) is computed whole."""
+  x = jax.random.normal(jax.random.key(0), (batch, HEIGHT, WIDTH, CIN))
+  kernel = jax.random.normal(jax.random.key(1), (4, 4, CIN, COUT))
+  calls = []
+
+  def conv(x, kernel):
+    calls.append(x.shape[0])
+    return upconv2x(x, kernel)
+
+  cotangent = jax.random.normal(jax.random.key(2), (batch, 2 * HEIGHT, 2 * WIDTH, COUT))
+  loss = lambda f: lambda x, k: jnp.sum(f(x, k) * cotangent)
+  whole = jax.value_and_grad(loss(upconv2x), argnums=(0, 1))(x, kernel)
+  split = jax.value_and_grad(loss(batch_chunked(conv, chunks)), argnums=(0, 1))(x, kernel)
+  assert calls == ([batch // chunks] * chunks if batch % chunks == 0 else [batch])
+  np.testing.assert_array_equal(batch_chunked(upconv2x, chunks)(x, kernel), upconv2x(x, kernel))
+  for got, want in zip(jax.tree.leaves(split), jax.tree.leaves(whole)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['dcgan', 'mlp', 'resnet'])
+def test_conv_chunks_leave_every_model_unchanged(name):
+  from gan_jax import models  # pylint: disable=g-import-not-at-top
+  key = jax.random.key(0)
+  z, y = jax.random.normal(key, (8, 100)), jnp.arange(8) % 10
+  images = jax.random.normal(key, (8, 28, 28, 1))
+  outputs = []
+  for chunks in (1, 4):
+    g = models.generator(name, image_shape=(28, 28, 1), width=4, num_classes=10,
+                         conv_chunks=chunks)
+    d = models.discriminator(name, width=4, num_classes=10, conv_chunks=chunks)
+    if chunks == 1:
+      g_vars, d_vars = g.init(key, z, y, train=False), d.init(key, images, y, train=False)
+    d_loss = lambda p: jnp.sum(d.apply({**d_vars, 'params': p}, images, y, train=False) ** 2)
+    outputs.append((g.apply(g_vars, z, y, train=False), d.apply(d_vars, images, y, train=False),
+                    jax.grad(d_loss)(d_vars['params'])))
+  (g1, d1, grads1), (g4, d4, grads4) = outputs
+  np.testing.assert_allclose(g4, g1, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(d4, d1, rtol=1e-5, atol=1e-5)
+  for got, want in zip(jax.tree.leaves(grads4), jax.tree.leaves(grads1)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -84,6 +84,7 @@ def test_conditional_generator_uses_the_requested_labels():
 @pytest.mark.parametrize('overrides, message', [
     ({'augment.policy': 'color,flip'}, 'flip'),
     ({'model.conditioning': 'film'}, 'conditioning'),
+    ({'model.conv_chunks': -1}, 'conv_chunks'),
 ])
 def test_bad_toolbox_settings_are_user_errors(overrides, message):
   with pytest.raises(UserError, match=message):

@@ -13,6 +13,36 @@ import jax.numpy as jnp
 from jax import lax
 
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+
+
+def batch_chunked(fn: Callable, chunks: int) -> Callable:
+  """``fn(x, *args)`` computed on ``chunks`` slices of ``x``'s batch, then reassembled.
+
+  For per-example ops (convolutions) the result is the same up to float summation order;
+  the kernel gradient becomes a sum over slices. XLA:CPU's convolutions run up to ~2x faster
+  on 16-32 examples than on 64-256 (bench/layer_timing.py), so splitting pays there; on
+  accelerators leave ``chunks`` at 1. Slice ``j`` holds examples ``j, j + chunks, ...``:
+  with the batch sharded over devices in contiguous blocks, every device keeps its own rows
+  and no data moves. A batch that ``chunks`` does not divide is computed whole.
+  """
+  if chunks <= 1:
+    return fn
+
+  def chunked(x, *args, **kwargs):
+    batch = x.shape[0]
+    if batch % chunks:
+      return fn(x, *args, **kwargs)
+    rows = x.reshape(batch // chunks, chunks, *x.shape[1:])
+    outs = [fn(rows[:, j], *args, **kwargs) for j in range(chunks)]
+    return jnp.stack(outs, 1).reshape(batch, *outs[0].shape[1:])
+
+  return chunked
+
+
+def chunked_conv(chunks: int) -> Callable:
+  """``lax.conv_general_dilated`` over ``chunks`` batch slices, for ``nn.Conv``'s
+  ``conv_general_dilated`` field (see ``batch_chunked``)."""
+  return batch_chunked(lax.conv_general_dilated, chunks)
 METHODS = ('phase', 'phase3x3', 'transpose')
 
 
@@ -88,6 +118,7 @@ class UpConv2x(nn.Module):
   features: int
   use_bias: bool = True
   method: str = 'phase'
+  chunks: int = 1  # Batch slices per convolution (see ``batch_chunked``).
   kernel_init: Callable = nn.initializers.lecun_normal()
   bias_init: Callable = nn.initializers.zeros_init()
 
@@ -96,7 +127,7 @@ class UpConv2x(nn.Module):
     kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features))
     bias = self.param('bias', self.bias_init, (self.features,)) if self.use_bias else None
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # lax convs need equal dtypes
-    y = upconv2x(x, kernel, self.method)
+    y = batch_chunked(upconv2x, self.chunks)(x, kernel, self.method)
     return y if bias is None else y + bias
 
 

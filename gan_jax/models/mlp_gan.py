@@ -21,6 +21,7 @@ class Generator(nn.Module):
   width: int = 64
   dense_widths: tuple[int, ...] = (256, 512, 1024)
   num_classes: int = 0
+  conv_chunks: int = 1  # Batch slices per convolution (layers.batch_chunked): a CPU speed knob.
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
@@ -34,11 +35,12 @@ class Generator(nn.Module):
     for features in (*self.dense_widths, height // 4 * width // 4 * 256):
       x = norm()(nn.leaky_relu(nn.Dense(features, use_bias=False)(x), 0.2))
     x = x.reshape(-1, height // 4, width // 4, 256)
+    conv = layers.chunked_conv(self.conv_chunks)
     for convs in (2, 2):  # Up to 14 px, two convs; up to 28 px, two convs.
       x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
       for _ in range(convs):
-        x = nn.leaky_relu(norm()(nn.Conv(self.width, (3, 3), use_bias=False)(x)), 0.2)
-    return jnp.tanh(nn.Conv(channels, (3, 3))(x))
+        x = nn.leaky_relu(norm()(nn.Conv(self.width, (3, 3), use_bias=False, conv_general_dilated=conv)(x)), 0.2)
+    return jnp.tanh(nn.Conv(channels, (3, 3), conv_general_dilated=conv)(x))
 
 
 class Discriminator(nn.Module):
@@ -47,14 +49,16 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   conditioning: str = 'projection'  # Or 'acgan'.
   spectral_norm: bool = False
+  conv_chunks: int = 1
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
     # The power iteration advances only in D's own update (train, 'batch_stats' mutable).
     update = train and self.is_mutable_collection('batch_stats')
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
+    conv = layers.chunked_conv(self.conv_chunks)
     for strides in (2, 1, 1, 1):  # The article's D: one stride-2 conv, then three more.
-      x = nn.leaky_relu(sn(nn.Conv(self.width, (3, 3), strides=strides), x), 0.2)
+      x = nn.leaky_relu(sn(nn.Conv(self.width, (3, 3), strides=strides, conv_general_dilated=conv), x), 0.2)
     features = x.reshape(x.shape[0], -1)
     for width in self.dense_widths:
       features = nn.leaky_relu(sn(nn.Dense(width), features), 0.2)

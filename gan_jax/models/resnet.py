@@ -81,11 +81,13 @@ class GBlock(nn.Module):
   features: int
   num_classes: int = 0
   spectral_norm: bool = False
+  conv_chunks: int = 1
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
     def conv(kernel, init, name):
-      layer = nn.Conv(self.features, (kernel, kernel), kernel_init=init, name=name)
+      layer = nn.Conv(self.features, (kernel, kernel), kernel_init=init, name=name,
+                      conv_general_dilated=layers.chunked_conv(self.conv_chunks))
       return layers.maybe_spectral_norm(layer, self.spectral_norm, train)
 
     h = nn.relu(_batch_norm(x, labels, self.num_classes, train, 'bn1'))
@@ -108,11 +110,13 @@ class DBlock(nn.Module):
   downsample: bool = True
   optimized: bool = False
   spectral_norm: bool = True
+  conv_chunks: int = 1
 
   @nn.compact
   def __call__(self, x, update_stats: bool):
     def conv(kernel, init, name):
-      layer = nn.Conv(self.features, (kernel, kernel), kernel_init=init, name=name)
+      layer = nn.Conv(self.features, (kernel, kernel), kernel_init=init, name=name,
+                      conv_general_dilated=layers.chunked_conv(self.conv_chunks))
       return layers.maybe_spectral_norm(layer, self.spectral_norm, update_stats)
 
     pool = _avg_pool if self.downsample else (lambda h: h)
@@ -137,6 +141,7 @@ class Generator(nn.Module):
   num_classes: int = 0
   channel_multiplier: int = 4
   spectral_norm: bool = False  # SN on every Conv/Dense (not on the class gains/biases).
+  conv_chunks: int = 1  # Batch slices per convolution (layers.batch_chunked): a CPU speed knob.
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
@@ -147,12 +152,13 @@ class Generator(nn.Module):
     x = layers.maybe_spectral_norm(dense, self.spectral_norm, train)(z)
     x = x.reshape(-1, size, size, channels)
     for i in range(n):
-      x = GBlock(channels, self.num_classes, self.spectral_norm, name=f'block{i}')(
-          x, labels, train)
+      x = GBlock(channels, self.num_classes, self.spectral_norm, self.conv_chunks,
+                 name=f'block{i}')(x, labels, train)
     # SNGAN's last batch norm is unconditional.
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                              name='bn')(x))
-    out = nn.Conv(self.image_shape[-1], (3, 3), kernel_init=_INIT, name='conv_out')
+    out = nn.Conv(self.image_shape[-1], (3, 3), kernel_init=_INIT, name='conv_out',
+                  conv_general_dilated=layers.chunked_conv(self.conv_chunks))
     return jnp.tanh(layers.maybe_spectral_norm(out, self.spectral_norm, train)(x))
 
 
@@ -171,6 +177,7 @@ class Discriminator(nn.Module):
   plain_blocks: int = 2
   spectral_norm: bool = True
   conditioning: str = 'projection'  # Or 'acgan': an auxiliary classifier head.
+  conv_chunks: int = 1
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -188,7 +195,8 @@ class Discriminator(nn.Module):
     channels = self.width * self.channel_multiplier
     for i in range(downs + self.plain_blocks):
       x = DBlock(channels, downsample=i < downs, optimized=i == 0,
-                 spectral_norm=self.spectral_norm, name=f'block{i}')(x, update)
+                 spectral_norm=self.spectral_norm, conv_chunks=self.conv_chunks,
+                 name=f'block{i}')(x, update)
     features = jnp.sum(nn.relu(x), axis=(1, 2))  # Global sum pooling, as in SNGAN.
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
     return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn,
