@@ -1,6 +1,10 @@
 """Trains each MNIST GAN config for the same number of steps and tabulates their metrics.
 
   python bench/ablate.py --steps 2000 --out docs/ablation.md
+  python bench/ablate.py --configs mnist_cgan,mnist_cgan:loss.r1_gamma=0.0   # one part off
+
+A run is a config name, optionally followed by `:field=value` overrides (values are Python
+literals), so one part can be switched off or on against the same step budget.
 
 Every config trains on the embedded digits in `<workroot>/<config>` (a rerun resumes or
 reuses finished runs); the judge is the classifier in --classifier_workdir (trained first
@@ -10,6 +14,7 @@ time, beside the real-data floor: held-out real test digits against the same ref
 """
 
 import argparse
+import ast
 import importlib
 import json
 import os
@@ -24,12 +29,31 @@ from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
 from gan_jax import main
 from gan_jax import train
 
-CONFIGS = ('mnist_mlp_gan', 'mnist_dcgan', 'mnist_cgan', 'mnist_sngan')
+# The four MNIST configs, then the parts that matter switched one at a time: mnist_cgan
+# without its R1 penalty, and mnist_dcgan with it.
+CONFIGS = ('mnist_mlp_gan', 'mnist_dcgan', 'mnist_cgan', 'mnist_sngan',
+           'mnist_cgan:loss.r1_gamma=0.0', 'mnist_dcgan:loss.r1_gamma=1.0')
 COLUMNS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
 
 
-def load_config(name):
-  return importlib.import_module(f'configs.{name}').get_config()
+def load_config(spec):
+  """The config a run spec names: `name[:field=value[:field=value...]]`."""
+  name, *overrides = spec.split(':')
+  config = importlib.import_module(f'configs.{name}').get_config()
+  for override in overrides:
+    path, _, text = override.partition('=')
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *sections, field = path.split('.')
+    node = config
+    for section in sections:
+      node = node[section]
+    if field not in node:
+      raise SystemExit(f'error: {spec}: no config field {path}')
+    node[field] = value
+  return config
 
 
 def train_judge(workdir: str) -> evaluate.Judge:
@@ -43,7 +67,7 @@ def train_and_judge(name: str, steps: int, workroot: str, judge) -> dict:
   config = load_config(name)
   config.train.num_steps = steps
   config.train.progress_every_secs = 30.0
-  workdir = os.path.join(workroot, name)
+  workdir = os.path.join(workroot, name.replace(':', '__'))
   timing_path = os.path.join(workdir, 'ablation_wall_s.json')
   if not os.path.exists(timing_path):
     start = time.monotonic()
