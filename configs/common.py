@@ -65,6 +65,8 @@ def gan_config() -> ml_collections.ConfigDict:
   config.eval.classifier_workdir = ''  # e.g. runs/mnist_classifier ('' = no metrics).
   config.eval.num_samples = 1000  # Generated images per evaluation.
   config.eval.sample_seed = 0
+  # Truncation trick for the judged samples: |z| > this is redrawn (0 = off, plain N(0, 1)).
+  config.eval.truncation = 0.0
   config.eval.reference_split = 'train'  # Real features the generator is compared with.
   config.eval.floor_split = 'test'  # Held-out real images: the real-data floor.
   return config

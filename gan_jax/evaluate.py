@@ -83,9 +83,12 @@ def _all_images(source):
           np.array([e['label'] for e in examples], np.int32))
 
 
-def generate_images(gan, state, num: int, seed: int):
-  """`num` uint8 images from the EMA generator (labels cycling over classes if conditional)."""
-  z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
+def generate_images(gan, state, num: int, seed: int, truncation: float = 0.0):
+  """`num` uint8 images from the EMA generator (labels cycling over classes if conditional),
+  from noise truncated at `truncation` (0 = off)."""
+  if truncation < 0:
+    raise UserError(f'config.eval.truncation must be >= 0 (0 = off), got {truncation}')
+  z = sample.truncated_normal(jax.random.key(seed), (num, gan.latent_dim), truncation)
   labels = np.arange(num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
   return sample.generate(gan, state, z, labels), labels
 
@@ -94,7 +97,8 @@ def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:
   """All metrics of the generator in `state`, with what they were measured against."""
   real, _, _ = reference_features(judge, data_config.source, eval_config.reference_split,
                                   data_config)
-  images, labels = generate_images(gan, state, eval_config.num_samples, eval_config.sample_seed)
+  images, labels = generate_images(gan, state, eval_config.num_samples, eval_config.sample_seed,
+                                   eval_config.truncation)
   probs, features = judge.predict(images)
   result = metrics.summary(real, features, probs, kid_subset_size=min(1000, len(real)),
                            seed=eval_config.sample_seed)
@@ -122,7 +126,8 @@ def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
 
 def provenance(judge: Judge, eval_config) -> dict:
   return {'eval_classifier': judge.name, 'eval_reference_split': eval_config.reference_split,
-          'eval_num_samples': int(eval_config.num_samples)}
+          'eval_num_samples': int(eval_config.num_samples),
+          'eval_truncation': float(eval_config.truncation)}
 
 
 HEADLINE = ('fid', 'kid', 'is', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
@@ -159,6 +164,9 @@ def run_eval(config, workdir: str) -> dict:
     print(f'classifier-feature metrics at step {step} ({judge.name}, '
           f'{config.eval.num_samples} samples vs the {config.eval.reference_split} split):')
     print(table({'generator': result, f'real {config.eval.floor_split} split': floor}))
+    if 'class_accuracy' in result:
+      print('class accuracy per requested class: ' + ', '.join(
+          f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in range(experiment.gan.num_classes)))
     result.update({f'floor_{k}': v for k, v in floor.items()})
   if jax.process_index() == 0:
     from gan_jax import writers  # pylint: disable=g-import-not-at-top

@@ -70,6 +70,26 @@ def test_eval_mode_prints_a_table_and_appends_a_row(judged_gan_run, capsys):
   assert rows(workdir)[-1]['mode'] == 'eval'
 
 
+def test_eval_truncation_changes_the_judged_noise_and_is_recorded(judged_gan_run, monkeypatch):
+  config, workdir = judged_gan_run
+  seen = []
+  real_generate = evaluate.sample.generate
+  monkeypatch.setattr(evaluate.sample, 'generate',
+                      lambda gan, state, z, labels: seen.append(np.asarray(z)) or
+                      real_generate(gan, state, z, labels))
+  for truncation in (0.0, 0.5):
+    config.eval.truncation = truncation
+    result = main.run(config, workdir, 'eval')
+    assert result['eval_truncation'] == truncation
+  plain, truncated = seen
+  assert np.abs(plain).max() > 1.5  # 64 x 100 draws of N(0, 1)
+  assert np.abs(truncated).max() <= 0.5
+  config.eval.truncation = -1.0
+  with pytest.raises(UserError, match='truncation'):
+    main.run(config, workdir, 'eval')
+  config.eval.truncation = 0.0
+
+
 def test_eval_mode_without_a_judge_is_a_user_error(judged_gan_run):
   config, workdir = judged_gan_run
   config = load_config('mnist_dcgan')
