@@ -13,5 +13,10 @@ def get_config(variant: str | None = None):
   config = common.gan_config()
   config.model.conditional = True
   config.model.conditioning = 'projection'
+  # R1 (gamma 0.1) keeps D from overfitting the 4,000 digits: without it the model collapses
+  # after ~3,000 steps; with it, 6,000 steps reach classifier-FID 6.8 and >= 95% accuracy on
+  # every requested class (README, Evaluation).
+  config.loss.r1_gamma = 0.1
+  config.train.num_steps = 6000
   config.eval.num_grid_samples = 100  # 10 x 10: one row per class.
   return common.select_variant(config, 'mnist_cgan', variant, eval__num_grid_samples=20)
