@@ -124,12 +124,15 @@ def first_nonfinite(history: list[tuple[int, dict]]) -> tuple[int, str] | None:
   return None
 
 
-def _setup(config, workdir: str, make_experiment=None):
+def _setup(config, workdir: str, make_experiment=None, batch_size: int | None = None):
   """The mesh, data, experiment and the shape and sharding of its state; writes nothing.
 
+  A `batch_size` is checked against the mesh first, before any data is read.
   Returns (run, experiment, abstract_state, state_shardings).
   """
   mesh = sharding.make_mesh(config.mesh)
+  if batch_size is not None:
+    sharding.check_batch_size(mesh, batch_size)
   source = data.load(config.data.source, 'train', config.data)
   log = print if jax.process_index() == 0 else (lambda *_: None)
   run = Run(config, os.path.abspath(workdir), mesh, source, log)
@@ -146,8 +149,8 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   is_main = jax.process_index() == 0
   # Everything that can be wrong with the config or data fails here, before the workdir is
   # touched, so a bad command leaves the workdir exactly as it was.
-  run, experiment, abstract, state_shardings = _setup(config, workdir, make_experiment)
-  sharding.check_batch_size(run.mesh, config.train.batch_size)
+  run, experiment, abstract, state_shardings = _setup(config, workdir, make_experiment,
+                                                      config.train.batch_size)
   workdir, mesh, source, log = run.workdir, run.mesh, run.source, run.log
   prepare_workdir(workdir)
 
