@@ -39,7 +39,8 @@ class Generator(nn.Module):
     for convs in (2, 2):  # Up to 14 px, two convs; up to 28 px, two convs.
       x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
       for _ in range(convs):
-        x = nn.leaky_relu(norm()(nn.Conv(self.width, (3, 3), use_bias=False, conv_general_dilated=conv)(x)), 0.2)
+        layer = nn.Conv(self.width, (3, 3), use_bias=False, conv_general_dilated=conv)
+        x = nn.leaky_relu(norm()(layer(x)), 0.2)
     return jnp.tanh(nn.Conv(channels, (3, 3), conv_general_dilated=conv)(x))
 
 
@@ -58,7 +59,8 @@ class Discriminator(nn.Module):
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
     conv = layers.chunked_conv(self.conv_chunks)
     for strides in (2, 1, 1, 1):  # The article's D: one stride-2 conv, then three more.
-      x = nn.leaky_relu(sn(nn.Conv(self.width, (3, 3), strides=strides, conv_general_dilated=conv), x), 0.2)
+      layer = nn.Conv(self.width, (3, 3), strides=strides, conv_general_dilated=conv)
+      x = nn.leaky_relu(sn(layer, x), 0.2)
     features = x.reshape(x.shape[0], -1)
     for width in self.dense_widths:
       features = nn.leaky_relu(sn(nn.Dense(width), features), 0.2)
