@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import ml_collections  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
@@ -49,8 +50,8 @@ def load_config(spec):
     *sections, field = path.split('.')
     node = config
     for section in sections:
-      node = node[section]
-    if field not in node:
+      node = node.get(section) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or field not in node:
       raise SystemExit(f'error: {spec}: no config field {path}')
     node[field] = value
   return config

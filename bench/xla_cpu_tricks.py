@@ -22,23 +22,24 @@ from gan_jax.models.layers import upconv2x
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
-def _plain(x, kernel):
+def conv4x4s2(x, kernel):
+  """NHWC/HWIO conv, 4x4 kernel, stride 2, padding (1, 1): the DCGAN discriminator's."""
   return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
 
 
 @jax.custom_vjp
 def conv4x4s2_phase_dx(x, kernel):
   """NHWC/HWIO conv, 4x4 kernel, stride 2, padding (1, 1); input gradient via upconv2x."""
-  return _plain(x, kernel)
+  return conv4x4s2(x, kernel)
 
 
 def _fwd(x, kernel):
-  return _plain(x, kernel), (x, kernel)
+  return conv4x4s2(x, kernel), (x, kernel)
 
 
 def _bwd(res, g):
   x, kernel = res
-  dk = jax.vjp(lambda k: _plain(x, k), kernel)[1](g)[0]
+  dk = jax.vjp(lambda k: conv4x4s2(x, k), kernel)[1](g)[0]
   return upconv2x(g, kernel.transpose(0, 1, 3, 2), 'phase'), dk
 
 
