@@ -1,5 +1,9 @@
 """GAN losses by name. Each is a pair of functions of discriminator logits (shape (B,)):
-`d(real_logits, fake_logits) -> scalar` and `g(fake_logits) -> scalar`."""
+`d(real_logits, fake_logits) -> scalar` and `g(real_logits, fake_logits) -> scalar`.
+
+Only relativistic losses (`paired=True`) read the real logits in `g`; for the others the
+train step passes None and spends no discriminator pass on real images in G's update.
+"""
 
 from typing import Callable, NamedTuple
 
@@ -11,7 +15,8 @@ from gan_jax.errors import UserError
 
 class GANLoss(NamedTuple):
   d: Callable[[jax.Array, jax.Array], jax.Array]
-  g: Callable[[jax.Array], jax.Array]
+  g: Callable[[jax.Array | None, jax.Array], jax.Array]
+  paired: bool = False  # g needs D(real), paired example by example with D(fake).
 
 
 def _ns_d(real, fake):
@@ -19,7 +24,8 @@ def _ns_d(real, fake):
   return jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake))
 
 
-def _ns_g(fake):
+def _ns_g(real, fake):
+  del real
   return jnp.mean(jax.nn.softplus(-fake))
 
 
@@ -31,7 +37,8 @@ def _wasserstein_d(real, fake):
   return jnp.mean(fake) - jnp.mean(real)
 
 
-def _mean_negative(fake):  # The generator side of both hinge and Wasserstein losses.
+def _mean_negative(real, fake):  # The generator side of both hinge and Wasserstein losses.
+  del real
   return -jnp.mean(fake)
 
 
@@ -39,8 +46,19 @@ def _lsgan_d(real, fake):
   return 0.5 * (jnp.mean((real - 1.0) ** 2) + jnp.mean(fake ** 2))
 
 
-def _lsgan_g(fake):
+def _lsgan_g(real, fake):
+  del real
   return 0.5 * jnp.mean((fake - 1.0) ** 2)
+
+
+def _rpgan_d(real, fake):
+  # Relativistic pairing (Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024): D is judged on
+  # how much more real each real example looks than the fake it is paired with.
+  return jnp.mean(jax.nn.softplus(fake - real))
+
+
+def _rpgan_g(real, fake):
+  return jnp.mean(jax.nn.softplus(real - fake))
 
 
 LOSSES = {
@@ -48,6 +66,7 @@ LOSSES = {
     'hinge': GANLoss(_hinge_d, _mean_negative),
     'wasserstein': GANLoss(_wasserstein_d, _mean_negative),
     'least_squares': GANLoss(_lsgan_d, _lsgan_g),
+    'rpgan': GANLoss(_rpgan_d, _rpgan_g, paired=True),
 }
 
 

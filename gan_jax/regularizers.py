@@ -1,6 +1,8 @@
 """Discriminator regularisers for GAN training, as pure JAX functions.
 
 * `r1_penalty` - R1 gradient penalty on real data (Mescheder et al. 2018).
+* `r2_penalty` - R2, the same zero-centred penalty on generated data (R3GAN,
+  Huang et al. 2024, with R1 for local convergence of the relativistic loss).
 * `gradient_penalty` - WGAN-GP two-sided penalty on real/fake
   interpolates (Gulrajani et al. 2017).
 * `LeCamState`, `lecam_update`, `lecam_penalty` - LeCam
@@ -26,6 +28,7 @@ DApply = Callable[[Array], Array]
 
 __all__ = [
     'r1_penalty',
+    'r2_penalty',
     'gradient_penalty',
     'LeCamState',
     'lecam_update',
@@ -67,16 +70,29 @@ def _sq_norm_per_example(g: Array) -> Array:
   return jnp.sum(jnp.square(g), axis=tuple(range(1, g.ndim)))
 
 
-def r1_penalty(d_apply: DApply, real_images: Array) -> Array:
-  """R1 penalty `E_x[ ||grad_x D(x)||^2 ]` over the real images (scalar).
+def zero_centered_penalty(d_apply: DApply, images: Array) -> Array:
+  """`E_x[ ||grad_x D(x)||^2 ]` over `images` (scalar).
 
   The squared norm is taken per example over (H, W, C) and averaged over the
   batch. Per-example gradients come from `jax.grad` of the sum of logits,
   which assumes D has no cross-example interaction such as batch norm in
   train mode.
   """
-  grads = _input_grads(d_apply, real_images)
+  grads = _input_grads(d_apply, images)
   return jnp.mean(_sq_norm_per_example(grads))
+
+
+def r1_penalty(d_apply: DApply, real_images: Array) -> Array:
+  """R1: the zero-centred gradient penalty on real images (`zero_centered_penalty`)."""
+  return zero_centered_penalty(d_apply, real_images)
+
+
+def r2_penalty(d_apply: DApply, fake_images: Array) -> Array:
+  """R2: the zero-centred gradient penalty on generated images (`zero_centered_penalty`).
+
+  Pass the fakes as constants (stop-gradient): the penalty trains D, not G.
+  """
+  return zero_centered_penalty(d_apply, fake_images)
 
 
 def gradient_penalty(d_apply: DApply, real: Array, fake: Array, rng: Array) -> Array:

@@ -11,6 +11,7 @@ from gan_jax.regularizers import (
     lecam_penalty,
     lecam_update,
     r1_penalty,
+    r2_penalty,
 )
 
 SHAPE = (5, 4, 4, 2)  # B, H, W, C
@@ -224,3 +225,16 @@ def test_lecam_penalty_emas_are_stop_gradient():
   # d/dr mean(relu(r + 0.5)^2) = 2 (r + 0.5) / n ; d/df mean(relu(0.5 - f)^2) = -2 (0.5 - f) / n
   np.testing.assert_allclose(g_real, 2 * (real + 0.5) / 2, rtol=1e-6)
   np.testing.assert_allclose(g_fake, -2 * (0.5 - fake) / 2, rtol=1e-6)
+
+
+def test_r2_is_the_zero_centred_penalty_on_its_input():
+  """R2 on generated images is R1's formula: matches the per-example loop and finite
+  differences, and the penalty is differentiable w.r.t. D's parameters."""
+  x = _images(3)
+  expected = np.mean([float(jnp.sum(g**2)) for g in _loop_grads(_nonlinear_d, x)])
+  np.testing.assert_allclose(r2_penalty(_nonlinear_d, x), expected, rtol=1e-5)
+  w = jnp.asarray(_W, jnp.float32)
+  np.testing.assert_allclose(r2_penalty(_linear_d(w), x), jnp.sum(w**2), rtol=1e-6)
+  # d/dw of ||w||^2 is 2w, whatever the (generated) images.
+  grad = jax.grad(lambda w: r2_penalty(_linear_d(w), x))(w)
+  np.testing.assert_allclose(grad, 2 * w, rtol=1e-6)
