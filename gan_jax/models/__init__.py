@@ -4,17 +4,20 @@ from gan_jax.errors import UserError
 from gan_jax.models import classifier
 from gan_jax.models import dcgan
 from gan_jax.models import mlp_gan
+from gan_jax.models import r3gan
 from gan_jax.models import resnet
 
 GENERATORS = {
     'dcgan': dcgan.Generator,
     'mlp': mlp_gan.Generator,
     'resnet': resnet.Generator,
+    'r3gan': r3gan.Generator,
 }
 DISCRIMINATORS = {
     'dcgan': dcgan.Discriminator,
     'mlp': mlp_gan.Discriminator,
     'resnet': resnet.Discriminator,
+    'r3gan': r3gan.Discriminator,
 }
 
 CLASSIFIERS = {
