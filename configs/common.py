@@ -32,9 +32,12 @@ def gan_config() -> ml_collections.ConfigDict:
   config.model.conv_chunks = 0
 
   config.loss = ml_collections.ConfigDict()
-  config.loss.name = 'non_saturating'  # non_saturating, hinge, wasserstein, least_squares
+  config.loss.name = 'non_saturating'  # non_saturating, hinge, wasserstein, least_squares, rpgan
   config.loss.r1_gamma = 0.0  # R1 penalty weight gamma (the penalty is gamma/2 * R1).
+  config.loss.r2_gamma = 0.0  # R2: the same on generated images (R3GAN uses R1 + R2).
   config.loss.gp_weight = 0.0  # WGAN-GP lambda.
+  # Lazy regularisation (StyleGAN2): R1/R2/GP every k steps, weighted k times; 1 = every step.
+  config.loss.penalty_every = 1
   config.loss.lecam_weight = 0.0  # LeCam regularisation weight.
   config.loss.lecam_decay = 0.99
   config.loss.acgan_weight = 1.0  # Class-loss weight when model.conditioning = 'acgan'.
@@ -46,9 +49,18 @@ def gan_config() -> ml_collections.ConfigDict:
   config.optim.g = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))
   config.optim.d = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))
 
+  # Cosine ramps over `steps` (R3GAN's recipe; 0 = constant): the learning rates fall to
+  # `learning_rate_final` x, r1/r2 gamma to `gamma_final` x, and Adam's beta2 rises from
+  # `b2_start` to optim.*.b2 (0 = no ramp).
+  config.schedule = ml_collections.ConfigDict(
+      dict(steps=0, learning_rate_final=1.0, gamma_final=1.0, b2_start=0.0))
+
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 2000  # About 5 minutes on 2 CPU cores.
   config.train.batch_size = 64  # Global: the same whatever the device count.
+  # > 0: stop and save once the process has run this many seconds (imports and compilation
+  # included), whatever num_steps says. bench/time_to_quality.py trains at equal wall time.
+  config.train.time_budget_s = 0.0
   config.train.log_every = 50
   config.train.eval_every = 500
   config.train.checkpoint_every = 500
@@ -69,6 +81,34 @@ def gan_config() -> ml_collections.ConfigDict:
   config.eval.truncation = 0.0
   config.eval.reference_split = 'train'  # Real features the generator is compared with.
   config.eval.floor_split = 'test'  # Held-out real images: the real-data floor.
+  return config
+
+
+def r3gan_recipe(config: ml_collections.ConfigDict, gamma: float,
+                 schedule_steps: int) -> ml_collections.ConfigDict:
+  """R3GAN's training recipe (Huang et al. 2024) on any model: the relativistic pairing loss
+  with R1 + R2 (both gamma), Adam with beta1 = 0, and cosine ramps over `schedule_steps` as in
+  the paper's code: lr 2e-4 -> 5e-5, gamma -> gamma / 10, beta2 0.9 -> 0.99."""
+  config.loss.name = 'rpgan'
+  config.loss.r1_gamma = config.loss.r2_gamma = gamma
+  for optim in (config.optim.g, config.optim.d):
+    optim.learning_rate, optim.b1, optim.b2 = 2e-4, 0.0, 0.99
+  config.schedule.steps = schedule_steps
+  config.schedule.learning_rate_final = 0.25
+  config.schedule.gamma_final = 0.1
+  config.schedule.b2_start = 0.9
+  return config
+
+
+def r3gan_model(config: ml_collections.ConfigDict, width: int, blocks_per_stage: int,
+                group_size: int, expansion: int = 2) -> ml_collections.ConfigDict:
+  """R3GAN's ResNet for G and D, one `width` at every stage (gan_jax/models/r3gan.py)."""
+  config.model.generator = config.model.discriminator = 'r3gan'
+  config.model.g_width = config.model.d_width = width
+  config.model.latent_dim = 64  # The paper's noise dimension.
+  config.model.r3gan = ml_collections.ConfigDict(dict(
+      blocks_per_stage=blocks_per_stage, expansion=expansion, group_size=group_size,
+      stage_widths=()))  # () = `width` at every stage; else one width per stage, smallest first.
   return config
 
 
@@ -132,8 +172,11 @@ def select_variant(config: ml_collections.ConfigDict, name: str, variant: str | 
   if variant == 'smoke':
     shrink(config)
     for key, value in smoke_overrides.items():
-      section, field = key.split('__')
-      config[section][field] = value
+      *sections, field = key.split('__')
+      node = config
+      for section in sections:
+        node = node[section]
+      node[field] = value
   elif variant:
     raise ValueError(f"unknown variant '{variant}' of {name}: use smoke or nothing")
   return config

@@ -54,7 +54,13 @@ class GAN:
   augment_policy: str = ''  # DiffAugment policy applied to every D input ('' = none).
   acgan_weight: float = 0.0  # > 0: D also classifies (AC-GAN) instead of projecting labels.
   r1_gamma: float = 0.0  # gamma / 2 * E||grad D(real)||^2.
+  r2_gamma: float = 0.0  # gamma / 2 * E||grad D(fake)||^2.
+  # Both gammas follow a cosine from 1x to `gamma_final` x over `schedule_steps` (0 = constant).
+  schedule_steps: int = 0
+  gamma_final: float = 1.0
   gp_weight: float = 0.0  # WGAN-GP lambda.
+  # Lazy regularisation (StyleGAN2): R1, R2 and GP only every k-th step, weighted k times.
+  penalty_every: int = 1
   lecam_weight: float = 0.0
   lecam_decay: float = 0.99
 
@@ -103,6 +109,10 @@ class GAN:
                     ema_params=jax.tree.map(jnp.copy, g_params),  # Own buffers: donatable.
                     lecam=regularizers.LeCamState())
 
+  def gamma_scale_at(self, step):
+    """The factor on r1_gamma and r2_gamma at `step` (R3GAN decays gamma with the lr)."""
+    return cosine_ramp(1.0, self.gamma_final, self.schedule_steps)(step)
+
   def ema_decay_at(self, step):
     """The EMA decay, warmed up as min(decay, (1+t)/(10+t)) so it forgets the random init."""
     if not self.ema_warmup:
@@ -121,8 +131,23 @@ def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
   real_labels = batch['label'] if gan.num_classes else None
   batch_size = real.shape[0]
 
+  # A paired (relativistic) loss compares each fake with the real example beside it, so
+  # conditional fakes take the real labels (as R3GAN does).
+  pair_labels = gan.loss.paired and real_labels is not None
+  gamma_scale = gan.gamma_scale_at(state.step)
+
+  def lazily(weight, penalty):
+    """(weight, value) of a gradient penalty; every `penalty_every` steps, weighted that many
+    times, and skipped (0) between them: double backprop through D is the costly part."""
+    if gan.penalty_every <= 1:
+      return weight, penalty()
+    due = state.step % gan.penalty_every == 0
+    value = jax.lax.cond(due, penalty, lambda: jnp.zeros((), jnp.float32))
+    return weight * gan.penalty_every, value
+
   # Discriminator: real vs. fakes from the current G (a constant here), in one D call.
   z, fake_labels = gan.sample_noise(rngs[0], batch_size)
+  fake_labels = real_labels if pair_labels else fake_labels
   fake, _ = gan.generate(state.g_params, state.g_stats, z, fake_labels, train=True)
   fake = jax.lax.stop_gradient(fake)
   both = jnp.concatenate([real, fake])
@@ -133,13 +158,19 @@ def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
         d_params, state.d_stats, gan.augment(both, rngs[1]), both_labels, train=True)
     real_logits, fake_logits = jnp.split(logits, 2)
     d_of = lambda x: gan.discriminate(d_params, d_stats, x, real_labels, train=False)[0]
+    d_of_fake = lambda x: gan.discriminate(d_params, d_stats, x, fake_labels, train=False)[0]
     terms = {}  # name -> (weight, value)
     if gan.acgan_weight:
       terms['d_class_loss'] = (gan.acgan_weight, _class_loss(class_logits, both_labels))
     if gan.r1_gamma:
-      terms['r1'] = (gan.r1_gamma / 2, regularizers.r1_penalty(d_of, real))
+      terms['r1'] = lazily(gamma_scale * gan.r1_gamma / 2,
+                           lambda: regularizers.r1_penalty(d_of, real))
+    if gan.r2_gamma:
+      terms['r2'] = lazily(gamma_scale * gan.r2_gamma / 2,
+                           lambda: regularizers.r2_penalty(d_of_fake, fake))
     if gan.gp_weight:
-      terms['gp'] = (gan.gp_weight, regularizers.gradient_penalty(d_of, real, fake, rngs[2]))
+      terms['gp'] = lazily(gan.gp_weight,
+                           lambda: regularizers.gradient_penalty(d_of, real, fake, rngs[2]))
     if gan.lecam_weight:
       terms['lecam'] = (gan.lecam_weight,
                         regularizers.lecam_penalty(state.lecam, real_logits, fake_logits))
@@ -158,12 +189,18 @@ def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
 
   # Generator: fakes are made inside the loss, so the gradient reaches G's parameters.
   z, fake_labels = gan.sample_noise(rngs[3], batch_size)
+  fake_labels = real_labels if pair_labels else fake_labels
+  paired_real_logits = None
+  if gan.loss.paired:  # D(real) under the updated D: a constant for G's gradient.
+    paired_real_logits = gan.discriminate(
+        d_params, d_stats, gan.augment(real, jax.random.fold_in(rngs[4], 1)), real_labels,
+        train=False)[0]
 
   def g_loss_fn(g_params):
     fake, g_stats = gan.generate(g_params, state.g_stats, z, fake_labels, train=True)
     logits, class_logits, _ = gan.discriminate(
         d_params, d_stats, gan.augment(fake, rngs[4]), fake_labels, train=False)
-    loss = gan.loss.g(logits)
+    loss = gan.loss.g(paired_real_logits, logits)
     if gan.acgan_weight:
       loss += gan.acgan_weight * _class_loss(class_logits, fake_labels)
     return loss, g_stats
@@ -178,6 +215,8 @@ def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
   new_state = GANState(step=state.step + 1, g_params=g_params, g_stats=g_stats, g_opt=g_opt,
                        d_params=d_params, d_stats=d_stats, d_opt=d_opt, ema_params=ema_params,
                        lecam=lecam)
+  if gan.r1_gamma or gan.r2_gamma:
+    d_terms['gamma_scale'] = gamma_scale
   metrics = {
       'd_loss': d_loss, 'g_loss': g_loss, **d_terms,
       'd_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits),
@@ -186,8 +225,54 @@ def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
   return new_state, metrics
 
 
-def make_optimizer(optim_config) -> optax.GradientTransformation:
-  return optax.adam(optim_config.learning_rate, b1=optim_config.b1, b2=optim_config.b2)
+def cosine_ramp(start: float, final: float, steps: int) -> optax.Schedule:
+  """`start` moving to `final` along half a cosine over `steps` steps, then `final`; the
+  constant `start` when `steps` is 0. R3GAN ramps lr, beta2 and gamma this way."""
+  if steps <= 0 or start == final:
+    return optax.constant_schedule(start)
+  return optax.cosine_decay_schedule(start, steps, alpha=final / start)
+
+
+def make_optimizer(optim_config, schedule) -> optax.GradientTransformation:
+  """Adam; with `schedule.steps` > 0 its learning rate and beta2 follow cosine ramps (lr to
+  `learning_rate_final` x, beta2 from `b2_start` to b2), injected as optax hyperparameters."""
+  lr, b1, b2 = optim_config.learning_rate, optim_config.b1, optim_config.b2
+  b2_start = schedule.b2_start or b2
+  if schedule.steps <= 0 or (schedule.learning_rate_final == 1.0 and b2_start == b2):
+    return optax.adam(lr, b1=b1, b2=b2)
+  return optax.inject_hyperparams(optax.adam)(
+      learning_rate=cosine_ramp(lr, lr * schedule.learning_rate_final, schedule.steps),
+      b1=b1, b2=cosine_ramp(b2_start, b2, schedule.steps))
+
+
+def _check_numbers(config) -> None:
+  """Refuses penalty weights and schedules that make no sense, before anything runs."""
+  loss, sched = config.loss, config.schedule
+  for name in ('r1_gamma', 'r2_gamma', 'gp_weight', 'lecam_weight'):
+    if loss[name] < 0:
+      raise UserError(f'config.loss.{name} must be >= 0, got {loss[name]}')
+  if loss.penalty_every < 1:
+    raise UserError(f'config.loss.penalty_every must be >= 1, got {loss.penalty_every}')
+  if sched.steps < 0:
+    raise UserError(f'config.schedule.steps must be >= 0 (0 = constant), got {sched.steps}')
+  if sched.learning_rate_final < 0 or sched.gamma_final < 0:
+    raise UserError('config.schedule.learning_rate_final and gamma_final are fractions of the '
+                    f'start values and must be >= 0, got {sched.learning_rate_final} and '
+                    f'{sched.gamma_final}')
+  if not 0 <= sched.b2_start < 1:
+    raise UserError(f'config.schedule.b2_start must be in [0, 1) (0 = no ramp), got '
+                    f'{sched.b2_start}')
+  for net in ('g', 'd'):
+    o = config.optim[net]
+    if o.learning_rate <= 0 or not 0 <= o.b1 < 1 or not 0 <= o.b2 < 1:
+      raise UserError(f'config.optim.{net}: learning_rate must be > 0 and b1, b2 in [0, 1), '
+                      f'got {o.learning_rate}, {o.b1}, {o.b2}')
+
+
+def model_options(model_config, name: str) -> dict:
+  """Options only one model takes live in a section named after it (config.model.r3gan)."""
+  section = model_config.get(name)
+  return dict(section) if section is not None else {}
 
 
 def default_conv_chunks() -> int:
@@ -212,19 +297,25 @@ def build(config, image_shape, num_classes: int) -> GAN:
     raise UserError(f'config.augment.policy: {e}') from e
   if m.conv_chunks < 0:
     raise UserError(f'config.model.conv_chunks must be >= 0 (0 = auto), got {m.conv_chunks}')
+  _check_numbers(config)
   conv_chunks = m.conv_chunks or default_conv_chunks()
   acgan = bool(classes) and m.conditioning == 'acgan'
   return GAN(
       generator=models.generator(m.generator, image_shape=tuple(image_shape), width=m.g_width,
-                                 num_classes=classes, conv_chunks=conv_chunks),
+                                 num_classes=classes, conv_chunks=conv_chunks,
+                                 **model_options(m, m.generator)),
       discriminator=models.discriminator(
           m.discriminator, width=m.d_width, num_classes=classes, conditioning=m.conditioning,
-          spectral_norm=m.spectral_norm, conv_chunks=conv_chunks),
-      g_tx=make_optimizer(config.optim.g), d_tx=make_optimizer(config.optim.d),
+          spectral_norm=m.spectral_norm, conv_chunks=conv_chunks,
+          **model_options(m, m.discriminator)),
+      g_tx=make_optimizer(config.optim.g, config.schedule),
+      d_tx=make_optimizer(config.optim.d, config.schedule),
       loss=losses.get(loss.name), latent_dim=m.latent_dim, num_classes=classes,
       image_shape=tuple(image_shape), ema_decay=config.train.ema_decay,
       ema_warmup=config.train.ema_warmup, augment_policy=config.augment.policy,
       acgan_weight=loss.acgan_weight if acgan else 0.0, r1_gamma=loss.r1_gamma,
+      r2_gamma=loss.r2_gamma, penalty_every=loss.penalty_every,
+      schedule_steps=config.schedule.steps, gamma_final=config.schedule.gamma_final,
       gp_weight=loss.gp_weight, lecam_weight=loss.lecam_weight, lecam_decay=loss.lecam_decay)
 
 

@@ -18,6 +18,7 @@ import jax
 from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
+import psutil
 
 from gan_jax import checkpoint
 from gan_jax import data
@@ -102,6 +103,12 @@ def stop_agreed(stop: dict, step: int, every: int) -> bool:
   return bool(np.any(flags))
 
 
+def seconds_since_process_start() -> float:
+  """Wall time since this Python process started: imports, data, compilation and training,
+  as a user waiting for the command experiences it."""
+  return time.time() - psutil.Process().create_time()
+
+
 def skipping_nonfinite(train_step):
   """Wraps a train step so a step with any non-finite metric (loss, gradient norm) leaves the
   state as it was, but for the step counter, and reports `skipped` = 1."""
@@ -124,12 +131,36 @@ def first_nonfinite(history: list[tuple[int, dict]]) -> tuple[int, str] | None:
   return None
 
 
+def check_numbers(config) -> None:
+  """Refuses step counts, intervals, sizes and rates that make no sense, before anything runs
+  (each a one-line UserError naming the field)."""
+  train, at_least_one = config.train, ('num_steps', 'batch_size', 'log_every', 'eval_every',
+                                       'checkpoint_every', 'checkpoints_to_keep')
+  for name in at_least_one:
+    if name in train and train[name] < 1:
+      raise UserError(f'config.train.{name} must be >= 1, got {train[name]}')
+  if train.get('time_budget_s', 0.0) < 0:
+    raise UserError(f'config.train.time_budget_s must be >= 0 (0 = none), got '
+                    f'{train.time_budget_s}')
+  if train.get('progress_every_secs', 0.0) < 0:
+    raise UserError(f'config.train.progress_every_secs must be >= 0, got '
+                    f'{train.progress_every_secs}')
+  if 'ema_decay' in train and not 0 <= train.ema_decay < 1:
+    raise UserError(f'config.train.ema_decay must be in [0, 1), got {train.ema_decay}')
+  eval_config = config.get('eval')
+  if eval_config is not None:
+    for name, least in (('num_samples', 2), ('num_grid_samples', 1)):
+      if name in eval_config and eval_config[name] < least:
+        raise UserError(f'config.eval.{name} must be >= {least}, got {eval_config[name]}')
+
+
 def _setup(config, workdir: str, make_experiment=None, batch_size: int | None = None):
   """The mesh, data, experiment and the shape and sharding of its state; writes nothing.
 
   A `batch_size` is checked against the mesh first, before any data is read.
   Returns (run, experiment, abstract_state, state_shardings).
   """
+  check_numbers(config)
   mesh = sharding.make_mesh(config.mesh)
   if batch_size is not None:
     sharding.check_batch_size(mesh, batch_size)
@@ -233,6 +264,8 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
                       f'previous checkpoint ({kept}) is intact') from e
     last_saved = step
 
+  # train.time_budget_s > 0: stop (and save) once the process has run that long.
+  budget = config.train.get('time_budget_s', 0.0)
   step = start
   with stop_requests() as stop:
     t_first = time.monotonic()
@@ -244,6 +277,7 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
         jax.block_until_ready(metrics)
       if step == start + 1:
         log(f'first step compiled and ran in {time.monotonic() - t_first:.1f}s')
+        progress.restart(step)
       history.append((step, metrics))
       if step % config.train.log_every == 0 or step == total:
         log_metrics(step)
@@ -262,10 +296,12 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
           writer.image(step, name, picture)
       if step % config.train.checkpoint_every == 0 or step == total:
         save(step)
+      if budget and stop['signal'] is None and seconds_since_process_start() >= budget:
+        stop['signal'] = f'the time budget ({budget:g} s)'
       if stop_agreed(stop, step, config.train.log_every):
         if last_saved != step:
           save(step)
-        log(f'{stop["signal"] or "a stop signal on another process"} received: saved the '
+        log(f'stopping on {stop["signal"] or "a stop signal on another process"}: saved the '
             f'checkpoint at step {step}; exiting')
         break
   ckpt.wait()

@@ -73,8 +73,19 @@ class Progress:
     self.total, self.enabled, self.every = total, enabled, every_secs
     self._t0 = self._last = time.monotonic()
     self._start = self._last_step = start
+    self._restart_rate = 0.0
+
+  def restart(self, step: int) -> None:
+    """Counts rate and ETA from `step` on: call after the first step, whose time is mostly
+    compilation, so the ETA is the training time left."""
+    now = time.monotonic()
+    self._restart_rate = (step - self._start) / max(now - self._t0, 1e-9)
+    self._t0 = self._last = now
+    self._start = self._last_step = step
 
   def steps_per_sec(self, step: int) -> float:
+    if step == self._start and self._restart_rate:  # Right after a restart: the last rate.
+      return self._restart_rate
     return (step - self._start) / max(time.monotonic() - self._t0, 1e-9)
 
   def due(self) -> bool:

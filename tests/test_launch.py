@@ -88,3 +88,15 @@ def test_launch_py_trains_from_the_command_line(tmp_path):
   assert result.returncode == 0, result.stderr
   assert 'step 3/3' in result.stdout
   assert os.path.exists(tmp_path / 'samples' / 'step_000003.png')
+
+
+def test_time_budget_stops_and_saves_a_checkpoint(tmp_path, capsys):
+  """train.time_budget_s counts from the process start; this test process is older than 1 s, so
+  the run stops after its first step and saves it, far short of num_steps."""
+  config = load_config('mnist_dcgan')
+  config.train.num_steps = 1000
+  config.train.time_budget_s = 1.0
+  state = main.run(config, str(tmp_path))
+  assert int(state.step) == 1
+  assert 'stopping on the time budget (1 s): saved the checkpoint at step 1' in capsys.readouterr().out
+  assert os.listdir(os.path.join(tmp_path, 'checkpoints')) == ['1']

@@ -413,6 +413,16 @@ BAD_INPUT = {
                                None),
     'read_only_workdir': ([], 'read_only', r"workdir '.*' is not writable: Read-only file "
                           r'system|cannot create workdir .*', None),
+    'negative_steps': (['--config.train.num_steps=-5'], 'fresh',
+                       r'config\.train\.num_steps must be >= 1, got -5', None),
+    'ema_decay_out_of_range': (['--config.train.ema_decay=1.5'], 'fresh',
+                               r'config\.train\.ema_decay must be in \[0, 1\), got 1\.5', None),
+    'zero_eval_samples': (['--config.eval.num_samples=0'], 'trained',
+                          r'config\.eval\.num_samples must be >= 2, got 0', None),
+    'negative_penalty': (['--config.loss.r2_gamma=-1.0'], 'trained',
+                         r'config\.loss\.r2_gamma must be >= 0, got -1\.0', None),
+    'zero_penalty_interval': (['--config.loss.penalty_every=0'], 'fresh',
+                              r'config\.loss\.penalty_every must be >= 1, got 0', None),
 }
 
 
@@ -772,13 +782,13 @@ def test_same_seed_same_losses(jobs, ref):
 def test_sigterm_and_sigint_save_exit_0_and_resume_exactly(jobs, ref):
   chain = jobs.get('signal_chain')
   term, intr, final = chain['term'], chain['int'], chain['final']
-  m = re.search(r'SIGTERM received: saved the checkpoint at step (\d+); exiting', term.stdout)
+  m = re.search(r'stopping on SIGTERM: saved the checkpoint at step (\d+); exiting', term.stdout)
   assert term.returncode == 0 and m, term.describe()
   s1 = int(m.group(1))
   assert term.signalled_at <= s1 < STEPS, f'signal at {term.signalled_at}, stop at {s1}'
   assert max(chain['after_term']) == s1
   assert intr.resumed_from() == s1, intr.describe()
-  m = re.search(r'SIGINT received: saved the checkpoint at step (\d+); exiting', intr.stdout)
+  m = re.search(r'stopping on SIGINT: saved the checkpoint at step (\d+); exiting', intr.stdout)
   assert intr.returncode == 0 and m, intr.describe()
   s2 = int(m.group(1))
   assert s1 < s2 < STEPS and max(chain['after_int']) == s2

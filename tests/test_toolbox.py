@@ -23,6 +23,8 @@ OPTIONS = {
     'spectral_norm': {'model.spectral_norm': True},
     'projection_cgan': {'model.conditional': True},
     'acgan': {'model.conditional': True, 'model.conditioning': 'acgan'},
+    'rpgan_r1_r2': {'loss.name': 'rpgan', 'loss.r1_gamma': 1.0, 'loss.r2_gamma': 1.0},
+    'rpgan_cgan': {'loss.name': 'rpgan', 'model.conditional': True},
 }
 
 
@@ -53,6 +55,8 @@ def test_option_trains_with_finite_metrics(name):
     assert metrics['gp'] > 0
   if 'r1_gamma' in str(OPTIONS[name]):
     assert metrics['r1'] > 0
+  if 'r2_gamma' in str(OPTIONS[name]):
+    assert metrics['r2'] > 0
   if name == 'acgan':
     assert metrics['d_class_loss'] > 0
 
@@ -85,6 +89,11 @@ def test_conditional_generator_uses_the_requested_labels():
     ({'augment.policy': 'color,flip'}, 'flip'),
     ({'model.conditioning': 'film'}, 'conditioning'),
     ({'model.conv_chunks': -1}, 'conv_chunks'),
+    ({'loss.r2_gamma': -0.1}, 'r2_gamma must be >= 0'),
+    ({'loss.penalty_every': 0}, 'penalty_every must be >= 1'),
+    ({'schedule.steps': -1}, 'schedule.steps must be >= 0'),
+    ({'schedule.b2_start': 1.0}, 'b2_start must be in'),
+    ({'schedule.gamma_final': -1.0}, 'fractions of the start values'),
 ])
 def test_bad_toolbox_settings_are_user_errors(overrides, message):
   with pytest.raises(UserError, match=message):
