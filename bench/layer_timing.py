@@ -1,4 +1,4 @@
-"""Time UpConv2x methods and discriminator-style strided convs on this machine.
+"""Time UpConv2x methods, discriminator-style strided convs and R3GAN's grouped 3x3 convs.
 
 Run by hand from the repo root:  python -m bench.layer_timing [--repeats 5] [--batches 64 256]
 
@@ -113,6 +113,20 @@ def main():
         print(f'{f"{cin}->{cout} {size}->{size // 2}px":<22}{batch:>6}  {f"{k}x{k}":<10}'
               + '  '.join(f'{t[p]:9.1f}' for p in PASSES) + '    '
               + '  '.join(f'{t[p] / t["fwd"]:8.2f}' for p in PASSES[1:]), flush=True)
+  print('\nR3GAN residual-block 3x3 conv (64 expanded channels): grouped (16 channels per '
+        'group, the paper\'s) vs dense; ms, then ratio to dense')
+  print(f'{"layer":<22}{"batch":>6}  {"groups":<10}{passes}    '
+        + '  '.join(f'{"x" + p:>8}' for p in PASSES))
+  for size in (28, 14):
+    for batch in args.batches:
+      x = jax.random.normal(key, (batch, size, size, 64))
+      models = {g: nn.Conv(64, (3, 3), feature_group_count=g, use_bias=False) for g in (4, 1)}
+      times = time_models(models, x, args.repeats)
+      for groups in (4, 1):
+        t = times[groups]
+        print(f'{f"64->64 3x3 {size}px":<22}{batch:>6}  {groups:<10}'
+              + '  '.join(f'{t[p]:9.1f}' for p in PASSES) + '    '
+              + '  '.join(f'{t[p] / times[1][p]:8.2f}' for p in PASSES), flush=True)
   print(f'\nload average at end {os.getloadavg()[0]:.1f}')
 
 

@@ -342,8 +342,8 @@ def step_parts(batch, repeats):
   def g_update(state):
     def loss(p):
       fake, stats = gan.generate(p, state.g_stats, z, None, train=True)
-      return gan.loss.g(gan.discriminate(state.d_params, state.d_stats, fake, None,
-                                         train=False)[0]), stats
+      return gan.loss.g(None, gan.discriminate(state.d_params, state.d_stats, fake, None,
+                                               train=False)[0]), stats
     g, stats = jax.grad(loss, has_aux=True)(state.g_params)
     u, o = gan.g_tx.update(g, state.g_opt, state.g_params)
     return jax.tree.map(jnp.add, state.g_params, u), o, stats

@@ -183,3 +183,49 @@ def dense_key(d_params) -> str:
 
 def _grad_norm(module):
   return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in module.parameters())))
+
+
+def train_for(seconds: float, num_samples: int, out: str, seed: int = 0) -> dict:
+  """Trains TorchDCGAN on the embedded MNIST training digits until this process has run
+  `seconds` (imports included, as for gan_jax's train.time_budget_s), then writes
+  `num_samples` uint8 images from its EMA generator to `out` (.npz). Returns the run's facts."""
+  import time  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import psutil  # pylint: disable=g-import-not-at-top
+  from gan_jax import data  # pylint: disable=g-import-not-at-top
+
+  started = psutil.Process().create_time()
+  torch.set_num_threads(max(1, len(psutil.Process().cpu_affinity())))
+  images = data.load('embedded:mnist', 'train').images  # (N, 28, 28, 1) uint8.
+  rng = np.random.default_rng(seed)
+  model, batch, steps = TorchDCGAN(width=32, seed=seed), 64, 0
+  order, cursor = rng.permutation(len(images)), 0
+  while time.time() - started < seconds:
+    if cursor + batch > len(order):
+      order, cursor = rng.permutation(len(images)), 0
+    model.step(images[order[cursor:cursor + batch]])
+    cursor, steps = cursor + batch, steps + 1
+  train_s = time.time() - started
+  ema_g = Generator(32)
+  with torch.no_grad():
+    for p, e in zip(ema_g.parameters(), model.ema):
+      p.copy_(e)
+    for b, b_ema in zip(ema_g.buffers(), model.G.buffers()):  # BN running statistics.
+      b.copy_(b_ema)
+    ema_g.eval()
+    fakes = ema_g(torch.randn(num_samples, LATENT_DIM, generator=torch.Generator().manual_seed(
+        seed + 1)))
+  uint8 = data.to_uint8(fakes.permute(0, 2, 3, 1).numpy())
+  np.savez(out, images=uint8)
+  return {'steps': steps, 'batch_size': batch, 'train_s': train_s}
+
+
+if __name__ == '__main__':
+  import argparse  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description='Train the PyTorch DCGAN for a wall-time budget.')
+  parser.add_argument('--seconds', type=float, required=True)
+  parser.add_argument('--num_samples', type=int, default=2000)
+  parser.add_argument('--out', required=True, help='.npz for the generated images')
+  args = parser.parse_args()
+  print(json.dumps(train_for(args.seconds, args.num_samples, args.out)), flush=True)

@@ -95,15 +95,38 @@ def generate_images(gan, state, num: int, seed: int, truncation: float = 0.0):
 
 def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:
   """All metrics of the generator in `state`, with what they were measured against."""
-  real, _, _ = reference_features(judge, data_config.source, eval_config.reference_split,
-                                  data_config)
   images, labels = generate_images(gan, state, eval_config.num_samples, eval_config.sample_seed,
                                    eval_config.truncation)
+  return judge_images(judge, images, eval_config, data_config, labels, gan.num_classes)
+
+
+STACKED = 'embedded:stacked_mnist'
+
+
+def stacked_mode_metrics(judge: Judge, images) -> dict:
+  """Stacked MNIST's protocol: the MNIST judge reads each channel's digit; `modes` counts the
+  distinct (a, b, c) of the images (of 1,000) and `mode_kl` is KL(their histogram || uniform)."""
+  images = np.asarray(images)
+  per_digit = images.transpose(0, 3, 1, 2).reshape(-1, *images.shape[1:3], 1)
+  probs, _ = judge.predict(per_digit)
+  return metrics.mode_coverage(metrics.stacked_modes(probs, images.shape[-1]),
+                               10 ** images.shape[-1])
+
+
+def judge_images(judge: Judge, images, eval_config, data_config, labels=None,
+                 num_classes: int = 0) -> dict:
+  """All metrics of generated uint8 `images` (from any generator, e.g. another framework's),
+  with per-class accuracy when the `labels` they were asked for are given. Stacked MNIST is
+  judged by its mode coverage (`stacked_mode_metrics`)."""
+  if data_config.source == STACKED:
+    return stacked_mode_metrics(judge, images)
+  real, _, _ = reference_features(judge, data_config.source, eval_config.reference_split,
+                                  data_config)
   probs, features = judge.predict(images)
   result = metrics.summary(real, features, probs, kid_subset_size=min(1000, len(real)),
                            seed=eval_config.sample_seed)
   if labels is not None:
-    overall, per_class = metrics.class_accuracy(probs, labels, gan.num_classes)
+    overall, per_class = metrics.class_accuracy(probs, labels, num_classes)
     result['class_accuracy'] = overall
     result.update({f'class_accuracy_{c}': float(a) for c, a in enumerate(per_class)})
   return result
@@ -111,6 +134,10 @@ def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:
 
 def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
   """The metrics of real held-out images against the reference split: the best a G can do."""
+  if data_config.source == STACKED:  # Real stacked test digits, as many as the G is judged on.
+    held = data.load(STACKED, eval_config.floor_split, data_config)
+    count = min(eval_config.num_samples, len(held))
+    return stacked_mode_metrics(judge, np.stack([held[i]['image'] for i in range(count)]))
   real, _, _ = reference_features(judge, data_config.source, eval_config.reference_split,
                                   data_config)
   held, probs, _ = reference_features(judge, data_config.source, eval_config.floor_split,
@@ -130,7 +157,8 @@ def provenance(judge: Judge, eval_config) -> dict:
           'eval_truncation': float(eval_config.truncation)}
 
 
-HEADLINE = ('fid', 'kid', 'is', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
+HEADLINE = ('fid', 'kid', 'is', 'precision', 'recall', 'density', 'coverage', 'class_accuracy',
+            'modes', 'mode_kl')
 
 
 def table(rows: dict[str, dict]) -> str:

@@ -28,7 +28,9 @@ def data_for(config):
 
 def test_every_config_is_covered():
   assert {'mnist_dcgan', 'mnist_mlp_gan', 'mnist_sngan', 'mnist_cgan', 'cifar10_dcgan',
-          'cifar10_sngan', 'cifar10_cgan', 'mnist_classifier', 'cifar10_classifier'} <= set(CONFIGS)
+          'cifar10_sngan', 'cifar10_cgan', 'mnist_classifier', 'cifar10_classifier',
+          'mnist_fast', 'mnist_rpgan', 'mnist_r3gan', 'cifar10_r3gan', 'stacked_mnist_dcgan',
+          'stacked_mnist_r3gan'} <= set(CONFIGS)
 
 
 @pytest.mark.parametrize('name', CONFIGS)
