@@ -120,12 +120,18 @@ def main_(argv=None):
   rows['real test digits (floor)'] = evaluate.real_data_floor(judge, eval_config, data_config)
   table = markdown(rows, args.steps, judge, eval_config)
   print(table)
-  if args.out:
-    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
-    with open(args.out, 'w') as f:
-      f.write(table)
-    with open(os.path.splitext(args.out)[0] + '.json', 'w') as f:
-      json.dump(rows, f, indent=1)
+  write_table(args.out, table, rows)
+
+
+def write_table(out: str, table: str, record) -> None:
+  """The markdown `table` to `out` ('' = nowhere) and `record` as JSON beside it."""
+  if not out:
+    return
+  os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
+  with open(out, 'w') as f:
+    f.write(table)
+  with open(os.path.splitext(out)[0] + '.json', 'w') as f:
+    json.dump(record, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -166,12 +166,7 @@ def main(argv=None):
   rows['real test digits (floor)'] = evaluate.real_data_floor(judge, eval_config, data_config)
   table = markdown(rows, args.seconds, cpu, judge, eval_config)
   print(table)
-  if args.out:
-    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
-    with open(args.out, 'w') as f:
-      f.write(table)
-    with open(os.path.splitext(args.out)[0] + '.json', 'w') as f:
-      json.dump({'cpu': cpu, 'seconds': args.seconds, 'rows': rows}, f, indent=1)
+  ablate.write_table(args.out, table, {'cpu': cpu, 'seconds': args.seconds, 'rows': rows})
 
 
 if __name__ == '__main__':
