@@ -103,10 +103,10 @@ def stop_agreed(stop: dict, step: int, every: int) -> bool:
   return bool(np.any(flags))
 
 
-def seconds_since_process_start() -> float:
-  """Wall time since this Python process started: imports, data, compilation and training,
-  as a user waiting for the command experiences it."""
-  return time.time() - psutil.Process().create_time()
+def process_start_time() -> float:
+  """When this Python process started (Unix time): a time budget counts imports, data,
+  compilation and training, as a user waiting for the command experiences them."""
+  return psutil.Process().create_time()
 
 
 def skipping_nonfinite(train_step):
@@ -266,6 +266,7 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
 
   # train.time_budget_s > 0: stop (and save) once the process has run that long.
   budget = config.train.get('time_budget_s', 0.0)
+  deadline = process_start_time() + budget  # Read once: the loop only compares clocks.
   step = start
   with stop_requests() as stop:
     t_first = time.monotonic()
@@ -296,7 +297,7 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
           writer.image(step, name, picture)
       if step % config.train.checkpoint_every == 0 or step == total:
         save(step)
-      if budget and stop['signal'] is None and seconds_since_process_start() >= budget:
+      if budget and stop['signal'] is None and time.time() >= deadline:
         stop['signal'] = f'the time budget ({budget:g} s)'
       if stop_agreed(stop, step, config.train.log_every):
         if last_saved != step:
