@@ -109,6 +109,10 @@ class GAN:
                     ema_params=jax.tree.map(jnp.copy, g_params),  # Own buffers: donatable.
                     lecam=regularizers.LeCamState())
 
+  def penalty_due(self, step: int) -> bool:
+    """Whether the step numbered `step` (a host int) takes the gradient penalties."""
+    return self.penalty_every <= 1 or step % self.penalty_every == 0
+
   def gamma_scale_at(self, step):
     """The factor on r1_gamma and r2_gamma at `step` (R3GAN decays gamma with the lr)."""
     return cosine_ramp(1.0, self.gamma_final, self.schedule_steps)(step)
@@ -124,8 +128,15 @@ def _class_loss(class_logits, labels):
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
 
 
-def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
-  """One discriminator update, then one generator update through the updated D."""
+def train_step(gan: GAN, state: GANState, batch, key,
+               penalize: bool | None = None) -> tuple[GANState, dict]:
+  """One discriminator update, then one generator update through the updated D.
+
+  With lazy penalties (`penalty_every` > 1), `penalize` says whether this step takes them; the
+  train loop passes it as a static argument (`GAN.penalty_due`), so it compiles a step with and
+  one without them. None decides on device with `lax.cond`, which XLA:CPU runs several times
+  slower than either static step (bench/time_to_quality's README section).
+  """
   rngs = jax.random.split(jax.random.fold_in(key, state.step), 5)
   real = data.to_float(batch['image'])
   real_labels = batch['label'] if gan.num_classes else None
@@ -141,8 +152,11 @@ def train_step(gan: GAN, state: GANState, batch, key) -> tuple[GANState, dict]:
     times, and skipped (0) between them: double backprop through D is the costly part."""
     if gan.penalty_every <= 1:
       return weight, penalty()
-    due = state.step % gan.penalty_every == 0
-    value = jax.lax.cond(due, penalty, lambda: jnp.zeros((), jnp.float32))
+    zero = lambda: jnp.zeros((), jnp.float32)
+    if penalize is None:
+      value = jax.lax.cond(state.step % gan.penalty_every == 0, penalty, zero)
+    else:
+      value = penalty() if penalize else zero()
     return weight * gan.penalty_every, value
 
   # Discriminator: real vs. fakes from the current G (a constant here), in one D call.
@@ -335,6 +349,8 @@ class Experiment:
     self.gan = build(run.config, run.source.image_shape, run.source.num_classes)
     self.train_step = functools.partial(train_step, self.gan)
     self.init = self.gan.init
+    if self.gan.penalty_every > 1:  # Two compiled steps, with and without the penalties.
+      self.step_options = lambda step: {'penalize': self.gan.penalty_due(step)}
     self.sample_z, self.sample_labels = fixed_noise(self.gan, run.config)
     self.judge = None
     if run.config.eval.classifier_workdir:

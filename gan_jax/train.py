@@ -2,12 +2,15 @@
 
 An experiment (GAN or classifier) supplies `init(rng)`, a pure
 `train_step(state, batch, key) -> (state, metrics)` and a host-side
-`evaluate(state, step) -> (scalars, images)`; this loop compiles the step once over the mesh
-and does everything else the same way for all of them.
+`evaluate(state, step) -> (scalars, images)`, and optionally `step_options(step) -> dict` of
+static keyword arguments for the step (one compiled step per distinct set, e.g. with and
+without lazy penalties); this loop compiles the step over the mesh and does everything else
+the same way for all of them.
 """
 
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
 import tempfile
@@ -214,9 +217,22 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
       process_index=jax.process_index(), process_count=jax.process_count())
   batches = input_pipeline.iterate(ds, data_position)
   skip_bad = config.train.skip_nonfinite
-  step_fn = jax.jit(skipping_nonfinite(experiment.train_step) if skip_bad else experiment.train_step,
-                    in_shardings=(state_shardings, batch_shardings, replicated),
-                    out_shardings=(state_shardings, replicated), donate_argnums=0)
+  # An experiment may compile several steps (static options chosen by the step number on the
+  # host, e.g. lazy penalties); one jitted function per distinct set of options.
+  step_options = getattr(experiment, 'step_options', lambda step: {})
+  compiled = {}
+
+  def step_fn_at(step):
+    """(the jitted step for `step`, whether it is new: its first call compiles)."""
+    options = step_options(step)
+    name = tuple(sorted(options.items()))
+    fresh = name not in compiled
+    if fresh:
+      fn = functools.partial(experiment.train_step, **options)
+      compiled[name] = jax.jit(skipping_nonfinite(fn) if skip_bad else fn,
+                               in_shardings=(state_shardings, batch_shardings, replicated),
+                               out_shardings=(state_shardings, replicated), donate_argnums=0)
+    return compiled[name], fresh
   # XLA:CPU can deadlock when collective steps are queued back to back; wait on each step.
   sync_each_step = jax.default_backend() == 'cpu' and jax.device_count() > 1
 
@@ -269,16 +285,19 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   deadline = process_start_time() + budget  # Read once: the loop only compares clocks.
   step = start
   with stop_requests() as stop:
-    t_first = time.monotonic()
+    t_step = time.monotonic()
     while step < total:
       batch = sharding.put_batch(next(batches), batch_shardings)
+      step_fn, fresh = step_fn_at(step)
       state, metrics = step_fn(state, batch, key)
       step += 1
-      if sync_each_step or step == start + 1:
+      if sync_each_step or fresh:
         jax.block_until_ready(metrics)
-      if step == start + 1:
-        log(f'first step compiled and ran in {time.monotonic() - t_first:.1f}s')
+      if fresh:  # The rate and ETA count training, not compilation.
+        log(f'{"first step" if step == start + 1 else f"step {step}"} compiled and ran in '
+            f'{time.monotonic() - t_step:.1f}s')
         progress.restart(step)
+      t_step = time.monotonic()
       history.append((step, metrics))
       if step % config.train.log_every == 0 or step == total:
         log_metrics(step)

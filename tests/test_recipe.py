@@ -71,6 +71,26 @@ def test_lazy_penalties_run_every_kth_step_with_k_times_the_weight():
     seen.append((float(metrics['r1']), float(metrics['r2'])))
   assert all(v > 0 for v in seen[0]) and all(v > 0 for v in seen[3])  # Steps 0 and 3.
   assert seen[1] == (0.0, 0.0) and seen[2] == (0.0, 0.0)
+  assert [gan.penalty_due(i) for i in range(7)] == [True, False, False, True, False, False, True]
+
+
+def test_static_lazy_steps_equal_the_on_device_choice():
+  """The loop's two compiled steps (penalize=True/False by the host's step number) compute
+  exactly what the single lax.cond step computes, on the steps that take penalties and the
+  steps that do not."""
+  gan = build(recipe_config(loss__penalty_every=2, schedule__steps=0))
+  init = gan.init(jax.random.key(0))
+  on_device = jax.jit(functools.partial(gan_lib.train_step, gan))
+  static = {p: jax.jit(functools.partial(gan_lib.train_step, gan, penalize=p))
+            for p in (True, False)}
+  a = b = init
+  for i in range(3):
+    a, metrics_a = on_device(a, BATCH, jax.random.key(1))
+    b, metrics_b = static[gan.penalty_due(i)](b, BATCH, jax.random.key(1))
+    for key in ('d_loss', 'g_loss', 'r1', 'r2'):
+      np.testing.assert_allclose(metrics_a[key], metrics_b[key], rtol=1e-5, atol=1e-7)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
 
 
 def test_d_loss_is_rpgan_plus_gamma_halves_of_r1_and_r2():

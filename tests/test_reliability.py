@@ -70,9 +70,11 @@ TIMEOUT_SECS = 300  # Per child; then SIGKILL (JAX catches SIGTERM).
 PARALLEL = 2  # Children at a time.
 STEPS = 12
 # Every piece of GAN train state exists with these; the smoke config logs every 2 steps and
-# evaluates every 3; checkpoints every 2 steps keep log rows and resumes aligned.
+# evaluates every 3; checkpoints every 2 steps keep log rows and resumes aligned. Lazy R1
+# every 3rd step: two compiled steps, resumed at steps out of phase with the penalty.
 FULL = {'loss.lecam_weight': 0.1, 'augment.policy': 'color,translation,cutout',
-        'model.spectral_norm': True, 'train.num_steps': STEPS, 'train.checkpoint_every': 2}
+        'model.spectral_norm': True, 'train.num_steps': STEPS, 'train.checkpoint_every': 2,
+        'loss.r1_gamma': 1.0, 'loss.penalty_every': 3}
 SMOKE = '--config=configs/mnist_dcgan.py:smoke'
 ABSL_LOG_LINE = re.compile(r'^[IW]\d{4} ')  # absl INFO/WARNING records (orbax, JAX).
 PROGRESS = re.compile(r'^step (\d+)/(\d+)')
