@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (Python).',
@@ -64,19 +65,43 @@ def parse_flags(argv):
     sys.exit(2)
 
 
+def quiet_libraries() -> None:
+  """Hides library INFO logs (orbax's checkpoint manager, JAX's TPU probe) unless the user
+  asked for them with absl's --verbosity / -v."""
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)
+
+
+def next_commands(argv: list[str]) -> list[str]:
+  """The commands that sample from and judge the run just trained: its config and model
+  overrides (not the train.* ones, which sampling does not need)."""
+  config = [a for a in argv[1:] if a.startswith('--config') and not a.startswith(
+      ('--config.train.', '--config.eval.'))]
+  base = ' '.join(['python launch.py', *config, f'--workdir={_WORKDIR.value}'])
+  config_value = _CONFIG.value
+  judge = config_value.eval.get('classifier_workdir') or (
+      'runs/mnist_classifier' if 'mnist' in config_value.data.source else 'CLASSIFIER_WORKDIR')
+  return [f'{base} --mode=sample --num_samples=64',
+          f'{base} --mode=eval --config.eval.classifier_workdir={judge}']
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  quiet_libraries()
   from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
   from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   try:
-    gan_main.run(_CONFIG.value, _WORKDIR.value, _MODE.value,
+    result = gan_main.run(_CONFIG.value, _WORKDIR.value, _MODE.value,
                  num_samples=_NUM_SAMPLES.value, sample_seed=_SAMPLE_SEED.value,
                  truncation=_TRUNCATION.value, coordinator_address=_COORDINATOR.value,
                  num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   except UserError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
     sys.exit(2)
+  if (_MODE.value == 'train' and _CONFIG.value.experiment == 'gan' and result is not None
+      and gan_main.is_main_process()):
+    print('next:\n' + '\n'.join(f'  {c}' for c in next_commands(sys.argv)), flush=True)
 
 
 if __name__ == '__main__':

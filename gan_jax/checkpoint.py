@@ -16,6 +16,7 @@ import re
 import shutil
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -37,9 +38,6 @@ class Checkpointer:
 
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
-
-  def latest_step(self) -> int | None:
-    return self._manager.latest_step()
 
   def save(self, step: int, state, data_position: dict) -> None:
     """Saves synchronously; OSError (the half-written step removed) if it cannot complete."""
@@ -105,7 +103,6 @@ class Checkpointer:
     if jax.process_index() == 0:
       os.rename(os.path.join(self.directory, str(step)), target)
     if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       multihost_utils.sync_global_devices(f'gan_jax_set_aside_{step}')
     self._manager.reload()
     return target

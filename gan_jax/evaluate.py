@@ -19,9 +19,10 @@ import numpy as np
 
 from gan_jax import classifier as classifier_lib
 from gan_jax import data
+from gan_jax import experiment as experiment_lib
+from gan_jax import generate
 from gan_jax import metrics
-from gan_jax import sample
-from gan_jax import train
+from gan_jax import writers
 from gan_jax.errors import UserError
 
 
@@ -41,6 +42,11 @@ class Judge:
   def name(self) -> str:
     return f'{self.workdir}@{self.step}'
 
+  def score(self, gan, state, eval_config, data_config) -> dict:
+    """All metrics of the generator in `state`, with what they were measured against."""
+    return {**judge_generator(self, gan, state, eval_config, data_config),
+            **provenance(self, eval_config)}
+
 
 def load_judge(classifier_workdir: str) -> Judge:
   """The classifier trained in `classifier_workdir` (its config.json says which one)."""
@@ -53,7 +59,7 @@ def load_judge(classifier_workdir: str) -> Judge:
     config = ml_collections.ConfigDict(json.load(f))
   if config.get('experiment') != 'classifier':
     raise UserError(f'{workdir!r} holds a {config.get("experiment")!r} run, not a classifier')
-  experiment, step, state = train.restore_for_inference(config, workdir)
+  experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
   return Judge(experiment.model, jax.device_get(state.params), workdir, step)
 
 
@@ -83,19 +89,9 @@ def _all_images(source):
           np.array([e['label'] for e in examples], np.int32))
 
 
-def generate_images(gan, state, num: int, seed: int, truncation: float = 0.0):
-  """`num` uint8 images from the EMA generator (labels cycling over classes if conditional),
-  from noise truncated at `truncation` (0 = off)."""
-  if truncation < 0:
-    raise UserError(f'config.eval.truncation must be >= 0 (0 = off), got {truncation}')
-  z = sample.truncated_normal(jax.random.key(seed), (num, gan.latent_dim), truncation)
-  labels = np.arange(num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
-  return sample.generate(gan, state, z, labels), labels
-
-
 def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:
   """All metrics of the generator in `state`, with what they were measured against."""
-  images, labels = generate_images(gan, state, eval_config.num_samples, eval_config.sample_seed,
+  images, labels = generate.generate_images(gan, state, eval_config.num_samples, eval_config.sample_seed,
                                    eval_config.truncation)
   return judge_images(judge, images, eval_config, data_config, labels, gan.num_classes)
 
@@ -178,17 +174,15 @@ def run_eval(config, workdir: str) -> dict:
   if not config.eval.classifier_workdir:
     raise UserError('--mode=eval needs a judge: set --config.eval.classifier_workdir to a '
                     'trained classifier run (configs/mnist_classifier.py)')
-  experiment, step, state = train.restore_for_inference(config, workdir)
+  experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
   if config.experiment != 'gan':
-    from gan_jax import classifier as cls  # pylint: disable=g-import-not-at-top
-    accuracy, loss = cls.evaluate_accuracy(experiment.model, state.params, experiment.test_source)
+    accuracy, loss = classifier_lib.evaluate_accuracy(experiment.model, state.params, experiment.test_source)
     result = {'test_accuracy': accuracy, 'test_loss': loss}
     print(f'step {step}: test accuracy {accuracy:.4f}, test loss {loss:.4f}')
   else:
-    judge = experiment.judge or load_judge(config.eval.classifier_workdir)
-    result = judge_generator(judge, experiment.gan, state, config.eval, config.data)
+    judge = load_judge(config.eval.classifier_workdir)
+    result = judge.score(experiment.gan, state, config.eval, config.data)
     floor = real_data_floor(judge, config.eval, config.data)
-    result.update(provenance(judge, config.eval))
     print(f'classifier-feature metrics at step {step} ({judge.name}, '
           f'{config.eval.num_samples} samples vs the {config.eval.reference_split} split):')
     print(table({'generator': result, f'real {config.eval.floor_split} split': floor}))
@@ -197,7 +191,6 @@ def run_eval(config, workdir: str) -> dict:
           f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in range(experiment.gan.num_classes)))
     result.update({f'floor_{k}': v for k, v in floor.items()})
   if jax.process_index() == 0:
-    from gan_jax import writers  # pylint: disable=g-import-not-at-top
     writer = writers.MetricWriter(os.path.abspath(workdir))
     writer.scalars(step, {'mode': 'eval', **result})
     writer.close()

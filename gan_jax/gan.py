@@ -15,6 +15,7 @@ import optax
 
 from gan_jax import augment
 from gan_jax import data
+from gan_jax import generate
 from gan_jax import images as image_lib
 from gan_jax import losses
 from gan_jax import models
@@ -291,7 +292,8 @@ def model_options(model_config, name: str) -> dict:
 
 def default_conv_chunks() -> int:
   """config.model.conv_chunks = 0: split convolutions into 4 batch slices on XLA:CPU, where
-  they run 1.1-1.3x faster per train step (bench/train_step.py jax_chunks*), else none."""
+  they run 1.1-1.3x faster per train step (README, Performance; `python -m bench.train_step
+  --configs mnist_dcgan,mnist_dcgan:model.conv_chunks=1`), else none."""
   return 4 if jax.default_backend() == 'cpu' else 1
 
 
@@ -333,14 +335,9 @@ def build(config, image_shape, num_classes: int) -> GAN:
       gp_weight=loss.gp_weight, lecam_weight=loss.lecam_weight, lecam_decay=loss.lecam_decay)
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def generate_ema(gan: GAN, state: GANState, z, labels):
-  """Images from the EMA generator in inference mode (running batch-norm statistics)."""
-  return gan.generate(state.ema_params, state.g_stats, z, labels, train=False)[0]
-
-
 class Experiment:
-  """A GAN run for the shared train loop: fixed-noise sample grids at each evaluation."""
+  """A GAN run for the shared train loop: fixed-noise sample grids at each evaluation, scored
+  by `run.judge` (evaluate.Judge) when the caller hands one in."""
 
   progress_keys = ('d_loss', 'g_loss')
 
@@ -351,31 +348,17 @@ class Experiment:
     self.init = self.gan.init
     if self.gan.penalty_every > 1:  # Two compiled steps, with and without the penalties.
       self.step_options = lambda step: {'penalize': self.gan.penalty_due(step)}
-    self.sample_z, self.sample_labels = fixed_noise(self.gan, run.config)
-    self.judge = None
-    if run.config.eval.classifier_workdir:
-      from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
-      self.judge = evaluate.load_judge(run.config.eval.classifier_workdir)
+    self.sample_z, self.sample_labels = generate.fixed_noise(self.gan, run.config)
+    self.judge = run.judge  # Scores samples at each evaluation when the caller hands one in.
 
   def evaluate(self, state, step):
     """A fixed-noise sample grid, and classifier-feature metrics if a judge is configured."""
     del step
     images = data.to_uint8(jax.device_get(
-        generate_ema(self.gan, state, self.sample_z, self.sample_labels)))
+        generate.generate_ema(self.gan, state, self.sample_z, self.sample_labels)))
     classes = self.gan.num_classes
     rows = classes if classes and len(images) % classes == 0 else None  # A row per class.
     scalars = {}
     if self.judge is not None:
-      from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
-      scalars = evaluate.judge_generator(self.judge, self.gan, state, self.config.eval,
-                                         self.config.data)
-      scalars.update(evaluate.provenance(self.judge, self.config.eval))
+      scalars = self.judge.score(self.gan, state, self.config.eval, self.config.data)
     return scalars, {'samples': image_lib.grid(images, rows)}
-
-
-def fixed_noise(gan: GAN, config, count: int | None = None):
-  """The noise (and labels in blocks: 0, 0, ..., 1, 1, ...) behind every sample grid of a run."""
-  count = count or config.eval.num_grid_samples
-  z = jax.random.normal(jax.random.key(config.eval.grid_seed), (count, gan.latent_dim))
-  labels = (jnp.arange(count) * gan.num_classes) // count if gan.num_classes else None
-  return z, labels

@@ -2,7 +2,10 @@
 
 import jax
 
+from gan_jax import evaluate
+from gan_jax import sample
 from gan_jax import sharding
+from gan_jax import train
 
 
 def run(config, workdir: str, mode: str = 'train', *, num_samples: int = 64,
@@ -11,15 +14,17 @@ def run(config, workdir: str, mode: str = 'train', *, num_samples: int = 64,
   """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`."""
   sharding.maybe_initialize_distributed(coordinator_address, num_processes, process_id)
   if mode == 'train':
-    from gan_jax import train  # pylint: disable=g-import-not-at-top
     return train.train_and_evaluate(config, workdir)
   if mode == 'sample':
-    from gan_jax import sample  # pylint: disable=g-import-not-at-top
     out_dir = sample.write_samples(config, workdir, num_samples, sample_seed, truncation)
     if jax.process_index() == 0:  # Only process 0 writes the files, and says so.
       print(f'wrote {num_samples} samples to {out_dir}')
     return out_dir
   if mode == 'eval':
-    from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
     return evaluate.run_eval(config, workdir)
   raise ValueError(f'unknown mode {mode!r}')
+
+
+def is_main_process() -> bool:
+  """Whether this is process 0, the one that prints and writes shared files."""
+  return jax.process_index() == 0

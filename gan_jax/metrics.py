@@ -38,6 +38,7 @@ import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
+from sklearn import neighbors
 
 __all__ = [
     "feature_statistics",
@@ -116,33 +117,13 @@ def _center_pair(real: np.ndarray, fake: np.ndarray) -> Tuple[np.ndarray, np.nda
     return real - mu, fake - mu
 
 
-def _knn_sq_radii_numpy(x: np.ndarray, ks: Sequence[int]) -> Dict[int, np.ndarray]:
-    """Blockwise numpy fallback for :func:`_knn_sq_radii`."""
-    n = x.shape[0]
-    kmax = max(ks)
-    x_sq = np.einsum("ij,ij->i", x, x)
-    out = {k: np.empty(n, dtype=np.float64) for k in ks}
-    step = _block_rows(n)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        d2 = _sq_dists(x[start:stop], x, x_sq[start:stop], x_sq)
-        rows = np.arange(stop - start)
-        d2[rows, rows + start] = np.inf  # exclude self
-        part = np.partition(d2, kmax - 1, axis=1)[:, :kmax]
-        part.sort(axis=1)
-        for k in ks:
-            out[k][start:stop] = part[:, k - 1]
-    return out
-
-
 def _knn_sq_radii(x: np.ndarray, ks: Sequence[int]) -> Dict[int, np.ndarray]:
     """Squared distance of every row of ``x`` to its k-th nearest neighbour.
 
     The point itself is excluded (by index); other exact duplicates do count
     as neighbours at distance 0.  Uses scikit-learn's brute-force k-NN
-    (chunked, multithreaded, float64) when available -- about 3x faster than
-    the blockwise ``np.partition`` fallback -- and the numpy fallback
-    otherwise.  Memory is bounded in both cases.
+    (chunked, multithreaded, float64), about 3x faster than a blockwise
+    ``np.partition`` (the tests' oracle).  Memory is bounded.
     """
     n = x.shape[0]
     ks = sorted(set(int(k) for k in ks))
@@ -153,11 +134,7 @@ def _knn_sq_radii(x: np.ndarray, ks: Sequence[int]) -> Dict[int, np.ndarray]:
         raise ValueError(
             f"need more than k={kmax} samples to compute k-NN radii, got {n}"
         )
-    try:
-        from sklearn.neighbors import NearestNeighbors
-    except ImportError:  # pragma: no cover - sklearn is normally installed
-        return _knn_sq_radii_numpy(x, ks)
-    nn = NearestNeighbors(n_neighbors=kmax, algorithm="brute", metric="euclidean")
+    nn = neighbors.NearestNeighbors(n_neighbors=kmax, algorithm="brute", metric="euclidean")
     # kneighbors() without a query excludes each point itself.
     dist, _ = nn.fit(x).kneighbors(n_neighbors=kmax, return_distance=True)
     dist = np.asarray(dist, dtype=np.float64)

@@ -36,9 +36,8 @@ def make_mesh(spec) -> Mesh:
   """A mesh over all devices from `((name, size), ...)`; one size may be -1 (all the rest)."""
   names = tuple(str(name) for name, _ in spec)
   sizes = [int(size) for _, size in spec]
-  if not names or len(set(names)) != len(names) or not set(names) <= {*BATCH_AXES, 'model'}:
-    raise UserError(f'config.mesh {tuple(spec)} must name distinct axes among '
-                    f"{(*BATCH_AXES, 'model')}")
+  if not names or len(set(names)) != len(names) or not set(names) <= set(BATCH_AXES):
+    raise UserError(f'config.mesh {tuple(spec)} must name distinct axes among {BATCH_AXES}')
   count = jax.device_count()
   known = math.prod(s for s in sizes if s != -1)
   if sizes.count(-1) > 1 or known <= 0 or count % known:

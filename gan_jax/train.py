@@ -25,6 +25,8 @@ import psutil
 
 from gan_jax import checkpoint
 from gan_jax import data
+from gan_jax import evaluate
+from gan_jax import experiment as experiment_lib
 from gan_jax import images as image_lib
 from gan_jax import input_pipeline
 from gan_jax import sharding
@@ -84,17 +86,6 @@ def stop_requests():
       signal.signal(s, h)
 
 
-@dataclasses.dataclass
-class Run:
-  """What an experiment needs from the loop's setup: the mesh and the data source."""
-
-  config: Any
-  workdir: str
-  mesh: jax.sharding.Mesh
-  source: data.Source
-  log: Callable[[str], None]
-
-
 def stop_agreed(stop: dict, step: int, every: int) -> bool:
   """Whether to stop after `step`. One process acts on its own signal at once; several
   processes compare flags every `every` steps, so all stop (and save, a collective) together."""
@@ -134,47 +125,6 @@ def first_nonfinite(history: list[tuple[int, dict]]) -> tuple[int, str] | None:
   return None
 
 
-def check_numbers(config) -> None:
-  """Refuses step counts, intervals, sizes and rates that make no sense, before anything runs
-  (each a one-line UserError naming the field)."""
-  train, at_least_one = config.train, ('num_steps', 'batch_size', 'log_every', 'eval_every',
-                                       'checkpoint_every', 'checkpoints_to_keep')
-  for name in at_least_one:
-    if name in train and train[name] < 1:
-      raise UserError(f'config.train.{name} must be >= 1, got {train[name]}')
-  if train.get('time_budget_s', 0.0) < 0:
-    raise UserError(f'config.train.time_budget_s must be >= 0 (0 = none), got '
-                    f'{train.time_budget_s}')
-  if train.get('progress_every_secs', 0.0) < 0:
-    raise UserError(f'config.train.progress_every_secs must be >= 0, got '
-                    f'{train.progress_every_secs}')
-  if 'ema_decay' in train and not 0 <= train.ema_decay < 1:
-    raise UserError(f'config.train.ema_decay must be in [0, 1), got {train.ema_decay}')
-  eval_config = config.get('eval')
-  if eval_config is not None:
-    for name, least in (('num_samples', 2), ('num_grid_samples', 1)):
-      if name in eval_config and eval_config[name] < least:
-        raise UserError(f'config.eval.{name} must be >= {least}, got {eval_config[name]}')
-
-
-def _setup(config, workdir: str, make_experiment=None, batch_size: int | None = None):
-  """The mesh, data, experiment and the shape and sharding of its state; writes nothing.
-
-  A `batch_size` is checked against the mesh first, before any data is read.
-  Returns (run, experiment, abstract_state, state_shardings).
-  """
-  check_numbers(config)
-  mesh = sharding.make_mesh(config.mesh)
-  if batch_size is not None:
-    sharding.check_batch_size(mesh, batch_size)
-  source = data.load(config.data.source, 'train', config.data)
-  log = print if jax.process_index() == 0 else (lambda *_: None)
-  run = Run(config, os.path.abspath(workdir), mesh, source, log)
-  experiment = (make_experiment or experiment_for(config))(run)
-  abstract = jax.eval_shape(experiment.init, jax.random.key(config.seed))
-  return run, experiment, abstract, sharding.state_sharding(mesh, abstract)
-
-
 def train_and_evaluate(config, workdir: str, make_experiment=None):
   """Trains the experiment `config` describes in `workdir`, resuming from its checkpoints.
 
@@ -183,8 +133,11 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   is_main = jax.process_index() == 0
   # Everything that can be wrong with the config or data fails here, before the workdir is
   # touched, so a bad command leaves the workdir exactly as it was.
-  run, experiment, abstract, state_shardings = _setup(config, workdir, make_experiment,
-                                                      config.train.batch_size)
+  judge = None  # The classifier that scores a GAN's samples at each evaluation, if named.
+  if config.experiment == 'gan' and config.eval.classifier_workdir:
+    judge = evaluate.load_judge(config.eval.classifier_workdir)
+  run, experiment, abstract, state_shardings = experiment_lib.setup(
+      config, workdir, make_experiment, config.train.batch_size, judge)
   workdir, mesh, source, log = run.workdir, run.mesh, run.source, run.log
   prepare_workdir(workdir)
 
@@ -242,7 +195,7 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   log(f'training {config.experiment} on {data.describe(source)}, {jax.device_count()} devices, '
       f'mesh {dict(mesh.shape)}, steps {start}..{total}')
   history: list[tuple[int, dict]] = []  # Device metrics of the steps since the last log.
-  last_saved, last_metrics = start if restored else None, {}
+  last_saved, last_metrics, last_eval = start if restored else None, {}, {}
 
   def check_finite():
     """Stops on a non-finite value among the steps since the last log; returns them fetched."""
@@ -310,6 +263,10 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
         scalars, pictures = experiment.evaluate(state, step)
         if scalars:
           writer.scalars(step, scalars)
+          shown = [k for k in ('fid', 'precision', 'recall', 'class_accuracy', 'modes',
+                               'mode_kl', 'test_accuracy') if k in scalars]
+          log(f'eval at step {step}: ' + '  '.join(f'{k} {scalars[k]:.4f}' for k in shown))
+          last_eval = {k: scalars[k] for k in shown}
         for name, picture in pictures.items():
           if is_main:
             image_lib.save_png(os.path.join(workdir, name, f'step_{step:06d}.png'), picture)
@@ -327,32 +284,11 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   ckpt.wait()
   ckpt.close()
   writer.close()
+  final = {k: v for k, v in last_metrics.items() if k in experiment.progress_keys}
+  log(f'finished at step {step}: ' + '  '.join(
+      f'{k} {v:.4f}' for k, v in {**final, **last_eval}.items()))
+  log(f'  checkpoints {os.path.join(workdir, "checkpoints")}, metrics '
+      f'{os.path.join(workdir, "metrics.jsonl")}'
+      + (f', sample grids {os.path.join(workdir, "samples")}'
+         if os.path.isdir(os.path.join(workdir, 'samples')) else ''))
   return state
-
-
-def experiment_for(config):
-  """The experiment class `config.experiment` names."""
-  from gan_jax import classifier, gan  # pylint: disable=g-import-not-at-top
-  registry = {'gan': gan.Experiment, 'classifier': classifier.Experiment}
-  if config.experiment not in registry:
-    raise UserError(f"unknown experiment '{config.experiment}': choose from {sorted(registry)}")
-  return registry[config.experiment]
-
-
-def restore_for_inference(config, workdir: str, make_experiment=None):
-  """(experiment, step, state) from the newest readable checkpoint in `workdir`, on all devices.
-
-  For --mode=sample and --mode=eval: a missing or foreign checkpoint is a clear error.
-  """
-  workdir = os.path.abspath(workdir)
-  ckpt_dir = os.path.join(workdir, 'checkpoints')
-  if not os.path.isdir(ckpt_dir):
-    raise UserError(f'no checkpoints in {workdir!r}: train there first (--mode=train)')
-  run, experiment, abstract, shardings = _setup(config, workdir, make_experiment)
-  ckpt = checkpoint.Checkpointer(ckpt_dir)
-  restored = ckpt.restore(checkpoint.abstract_with_sharding(abstract, shardings), run.log)
-  ckpt.close()
-  if restored is None:
-    raise UserError(f'no readable checkpoint in {ckpt_dir!r}')
-  step, state, _ = restored
-  return experiment, step, state

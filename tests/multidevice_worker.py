@@ -82,6 +82,7 @@ def main():
   from absl import app  # pylint: disable=g-import-not-at-top
 
   import launch  # pylint: disable=g-import-not-at-top
+  from gan_jax import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
 
   counter = StepCounter()
@@ -89,7 +90,7 @@ def main():
   original = train.train_and_evaluate
 
   def instrumented(config, workdir, make_experiment=None):
-    make = make_experiment or train.experiment_for(config)
+    make = make_experiment or experiment_lib.experiment_for(config)
 
     def make_counted(run):
       experiment = make(run)

@@ -58,6 +58,7 @@ import numpy as np
 import pytest
 
 from gan_jax import checkpoint
+from gan_jax import experiment
 from gan_jax import gan
 from gan_jax import train
 from tests.conftest import ROOT, load_config
@@ -581,8 +582,24 @@ def ref(jobs):
   return {'workdir': jobs.dir('ref'), 'state': state, 'metrics': metric_rows(jobs.dir('ref'))}
 
 
+def test_the_terminal_a_person_reads(ref, jobs):
+  """The smoke run prints what trains, progress with an ETA, a closing summary and the next
+  commands; no library log records (orbax, JAX), and at most ~40 lines."""
+  result = jobs.get('ref')
+  lines = [l for l in (result.stdout + result.stderr).splitlines() if l.strip()]
+  assert not [l for l in lines if ABSL_LOG_LINE.match(l)], result.describe()
+  assert len(lines) <= 40, '\n'.join(lines)
+  assert any(l.startswith('training gan on ') and 'devices' in l for l in lines)
+  assert any(PROGRESS.match(l) and 'ETA' in l for l in lines)
+  assert any(l.startswith(f'finished at step {STEPS}: d_loss ') for l in lines)
+  commands = result.stdout.split('next:\n', 1)[1].split('\n')
+  assert '--mode=sample' in commands[0] and '--mode=eval' in commands[1]
+  assert SMOKE in commands[0] and '--config.model.spectral_norm=True' in commands[0]
+  assert '--config.train.' not in commands[0]
+
+
 def final_state(workdir, **overrides):
-  _, step, state = train.restore_for_inference(full_config(**overrides), workdir)
+  _, step, state = experiment.restore_for_inference(full_config(**overrides), workdir)
   return step, jax.device_get(state)
 
 
@@ -640,7 +657,7 @@ def test_nan_stops_within_one_log_interval_keeping_the_last_good_checkpoint(tmp_
   # Nor is the bad state evaluated: no sample grid at or after the NaN.
   assert sorted(os.listdir(tmp_path / 'samples')) == ['step_000003.png']
   # What is kept is the good state, and readable.
-  _, step, state = train.restore_for_inference(config, str(tmp_path))
+  _, step, state = experiment.restore_for_inference(config, str(tmp_path))
   assert step == 3 and checkpoint.all_finite(state)
 
 
@@ -657,7 +674,7 @@ def test_skip_nonfinite_skips_the_bad_step_and_carries_on(tmp_path, capsys):
   assert [(r['step'], r['skipped']) for r in rows] == [(2, 0), (4, 0), (6, 1), (8, 0)]
   assert all(np.isfinite(r['d_loss']) and np.isfinite(r['g_loss']) for r in rows)
   assert max(progress_steps(capsys.readouterr().out)) == 8
-  _, step, saved = train.restore_for_inference(config, str(tmp_path))
+  _, step, saved = experiment.restore_for_inference(config, str(tmp_path))
   assert step == 8 and checkpoint.all_finite(saved)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from gan_jax import data
 from gan_jax import gan as gan_lib
+from gan_jax import generate
 from gan_jax.errors import UserError
 from tests.conftest import load_config
 
@@ -81,7 +82,7 @@ def test_spectral_norm_state_lives_in_the_train_state_and_advances():
 def test_conditional_generator_uses_the_requested_labels():
   gan, state, _ = run_steps(configured(OPTIONS['projection_cgan']))
   z = jnp.repeat(jax.random.normal(jax.random.key(0), (1, gan.latent_dim)), 2, axis=0)
-  images = gan_lib.generate_ema(gan, state, z, jnp.array([1, 7]))
+  images = generate.generate_ema(gan, state, z, jnp.array([1, 7]))
   assert not np.allclose(images[0], images[1])
 
 

@@ -20,7 +20,7 @@ def batch_chunked(fn: Callable, chunks: int) -> Callable:
 
   For per-example ops (convolutions) the result is the same up to float summation order;
   the kernel gradient becomes a sum over slices. XLA:CPU's convolutions run up to ~2x faster
-  on 16-32 examples than on 64-256 (bench/conv_chunks.py), so splitting pays there; on
+  on 16-32 examples than on 64-256 (README, Performance), so splitting pays there; on
   accelerators leave ``chunks`` at 1. Slice ``j`` holds examples ``j, j + chunks, ...``:
   with the batch sharded over devices in contiguous blocks, every device keeps its own rows
   and no data moves. A batch that ``chunks`` does not divide is computed whole.

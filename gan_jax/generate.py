@@ -1,0 +1,82 @@
+"""Images from a GAN's EMA generator: noise, batched generation, grids and interpolations.
+
+Everything that turns a trained `gan.GAN` and its state into images lives here, for the train
+loop's sample grids, --mode=sample, the judge and bench/ alike. `gan` is any object with
+`generate`, `latent_dim` and `num_classes` (gan.GAN); this module imports no experiment code.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import data
+from gan_jax import images as image_lib
+from gan_jax.errors import UserError
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def generate_ema(gan, state, z, labels):
+  """Images from the EMA generator in inference mode (running batch-norm statistics)."""
+  return gan.generate(state.ema_params, state.g_stats, z, labels, train=False)[0]
+
+
+def fixed_noise(gan, config, count: int | None = None):
+  """The noise (and labels in blocks: 0, 0, ..., 1, 1, ...) behind every sample grid of a run."""
+  count = count or config.eval.num_grid_samples
+  z = jax.random.normal(jax.random.key(config.eval.grid_seed), (count, gan.latent_dim))
+  labels = (jnp.arange(count) * gan.num_classes) // count if gan.num_classes else None
+  return z, labels
+
+
+def truncated_normal(rng, shape, truncation: float):
+  """N(0, 1) noise; with truncation > 0, values beyond +-truncation are redrawn (BigGAN)."""
+  if truncation <= 0:
+    return jax.random.normal(rng, shape)
+  return jax.random.truncated_normal(rng, -truncation, truncation, shape)
+
+
+def slerp(z0, z1, t):
+  """Spherical interpolation between noise vectors (stays on the Gaussian shell)."""
+  n0, n1 = z0 / jnp.linalg.norm(z0, axis=-1, keepdims=True), z1 / jnp.linalg.norm(
+      z1, axis=-1, keepdims=True)
+  omega = jnp.arccos(jnp.clip(jnp.sum(n0 * n1, -1, keepdims=True), -1.0, 1.0))
+  so = jnp.maximum(jnp.sin(omega), 1e-6)
+  return (jnp.sin((1.0 - t) * omega) / so) * z0 + (jnp.sin(t * omega) / so) * z1
+
+
+def generate(gan, state, z, labels, batch_size: int = 256) -> np.ndarray:
+  """uint8 images from the EMA generator, in batches."""
+  return np.concatenate([
+      data.to_uint8(jax.device_get(generate_ema(
+          gan, state, z[i:i + batch_size], None if labels is None else labels[i:i + batch_size])))
+      for i in range(0, len(z), batch_size)])
+
+
+def class_rows(images: np.ndarray, labels: np.ndarray, num_classes: int, per_row: int = 10):
+  """One row per class: the first `per_row` images generated for it."""
+  rows = [images[labels == c][:per_row] for c in range(num_classes)]
+  per_row = min(len(r) for r in rows)
+  return np.concatenate([r[:per_row] for r in rows]), per_row
+
+
+def interpolation_strip(gan, state, rng, steps: int = 10, truncation: float = 0.0):
+  """Slerp between two noise vectors: one row, or one row per class (same z) if conditional."""
+  ends = truncated_normal(rng, (2, gan.latent_dim), truncation)
+  z = slerp(ends[0][None], ends[1][None], jnp.linspace(0.0, 1.0, steps)[:, None])
+  if not gan.num_classes:
+    return image_lib.grid(generate(gan, state, z, None), rows=1)
+  labels = jnp.repeat(jnp.arange(gan.num_classes), steps)
+  images = generate(gan, state, jnp.tile(z, (gan.num_classes, 1)), labels)
+  return image_lib.grid(images, rows=gan.num_classes)
+
+
+def generate_images(gan, state, num: int, seed: int, truncation: float = 0.0):
+  """`num` uint8 images from the EMA generator (labels cycling over classes if conditional),
+  from noise truncated at `truncation` (0 = off)."""
+  if truncation < 0:
+    raise UserError(f'config.eval.truncation must be >= 0 (0 = off), got {truncation}')
+  z = truncated_normal(jax.random.key(seed), (num, gan.latent_dim), truncation)
+  labels = np.arange(num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
+  return generate(gan, state, z, labels), labels
