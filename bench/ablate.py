@@ -14,8 +14,6 @@ time, beside the real-data floor: held-out real test digits against the same ref
 """
 
 import argparse
-import ast
-import importlib
 import json
 import os
 import sys
@@ -23,12 +21,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import ml_collections  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
+from bench import common  # pylint: disable=g-import-not-at-top
 from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
 from gan_jax import main
-from gan_jax import train
+from gan_jax import experiment as experiment_lib
 
 # The four MNIST configs, then the parts that matter switched one at a time: mnist_cgan
 # without its R1 penalty, and mnist_dcgan with it.
@@ -37,35 +35,15 @@ CONFIGS = ('mnist_mlp_gan', 'mnist_dcgan', 'mnist_cgan', 'mnist_sngan',
 COLUMNS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
 
 
-def load_config(spec):
-  """The config a run spec names: `name[:field=value[:field=value...]]`."""
-  name, *overrides = spec.split(':')
-  config = importlib.import_module(f'configs.{name}').get_config()
-  for override in overrides:
-    path, _, text = override.partition('=')
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
-    *sections, field = path.split('.')
-    node = config
-    for section in sections:
-      node = node.get(section) if isinstance(node, ml_collections.ConfigDict) else None
-    if not isinstance(node, ml_collections.ConfigDict) or field not in node:
-      raise SystemExit(f'error: {spec}: no config field {path}')
-    node[field] = value
-  return config
-
-
 def train_judge(workdir: str) -> evaluate.Judge:
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     print(f'training the judge classifier in {workdir}', flush=True)
-    main.run(load_config('mnist_classifier'), workdir)
+    main.run(common.load_config('mnist_classifier'), workdir)
   return evaluate.load_judge(workdir)
 
 
 def train_and_judge(name: str, steps: int, workroot: str, judge) -> dict:
-  config = load_config(name)
+  config = common.load_config(name)
   config.train.num_steps = steps
   config.train.progress_every_secs = 30.0
   workdir = os.path.join(workroot, name.replace(':', '__'))
@@ -78,7 +56,7 @@ def train_and_judge(name: str, steps: int, workroot: str, judge) -> dict:
       json.dump({'steps': steps, 'wall_s': time.monotonic() - start}, f)
   with open(timing_path) as f:
     wall = json.load(f)['wall_s']
-  experiment, step, state = train.restore_for_inference(config, workdir)
+  experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
   result = evaluate.judge_generator(judge, experiment.gan, state, config.eval, config.data)
   return {**result, 'step': step, 'wall_s': wall}
 
@@ -111,8 +89,8 @@ def main_(argv=None):
   parser.add_argument('--out', default='')
   args = parser.parse_args(argv)
   judge = train_judge(args.classifier_workdir)
-  eval_config = load_config('mnist_dcgan').eval
-  data_config = load_config('mnist_dcgan').data
+  eval_config = common.load_config('mnist_dcgan').eval
+  data_config = common.load_config('mnist_dcgan').data
   rows = {}
   for name in args.configs.split(','):
     rows[name] = train_and_judge(name, args.steps, args.workroot, judge)

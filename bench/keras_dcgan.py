@@ -15,8 +15,8 @@ os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 from keras import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 if keras.backend.backend() != 'tensorflow':
   raise ImportError(f'bench.keras_dcgan needs KERAS_BACKEND=tensorflow, not '
@@ -53,12 +53,6 @@ def discriminator(width=32, image_size=28, channels=1) -> keras.Model:
       layers.Flatten(),
       layers.Dense(1, name='fc'),
   ], name='discriminator')
-
-
-def layer_params(model: keras.Model) -> list[tuple[str, int]]:
-  """[(layer name, trainable parameter count)] for layers that have weights."""
-  return [(l.name, sum(int(w.numpy().size) for w in l.trainable_weights))
-          for l in model.layers if l.trainable_weights]
 
 
 class KerasDCGAN:

@@ -15,42 +15,26 @@ PyTorch's. The CPU's name is in the output: compare figures from one run on one 
 """
 
 import argparse
-import ast
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bench import ablate  # pylint: disable=g-import-not-at-top
+from bench import common  # pylint: disable=g-import-not-at-top
 from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
-from gan_jax import train
+from gan_jax import experiment as experiment_lib
 
+ROOT = common.REPO
 CONFIGS = ('mnist_fast', 'mnist_dcgan', 'mnist_dcgan:model.g_width=16', 'mnist_rpgan',
            'mnist_r3gan')
 TORCH = 'pytorch_dcgan'
 COLUMNS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
-
-
-def cpu_name() -> str:
-  """The processor's model name (/proc/cpuinfo on Linux) and the cores this process may use."""
-  name = platform.processor() or platform.machine()
-  isa = ''
-  try:
-    with open('/proc/cpuinfo') as f:
-      lines = f.read().splitlines()
-    name = next(l.split(':', 1)[1].strip() for l in lines if l.startswith('model name'))
-    flags = next(l.split(':', 1)[1].split() for l in lines if l.startswith('flags'))
-    isa = ', AVX-512' if 'avx512f' in flags else ', AVX2' if 'avx2' in flags else ''
-  except (OSError, StopIteration):
-    pass
-  return f'{name}{isa}, {len(os.sched_getaffinity(0))} cores'
 
 
 def _run(cmd: list[str], log_path: str) -> float:
@@ -64,24 +48,19 @@ def _run(cmd: list[str], log_path: str) -> float:
 
 
 def train_jax(spec: str, seconds: float, workdir: str) -> float:
-  name, *overrides = spec.split(':')
+  name, overrides = common.parse_spec(spec)
   cmd = [sys.executable, 'launch.py', f'--config=configs/{name}.py', f'--workdir={workdir}',
          f'--config.train.time_budget_s={seconds}', '--config.train.num_steps=100000000',
          '--config.train.progress_every_secs=30']
-  for override in overrides:  # ablate's `field=literal` to absl's `--config.field=text`.
-    path, _, text = override.partition('=')
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
-    cmd.append(f'--config.{path}={value}')
+  # A run spec's `field=literal` to absl's `--config.field=text`.
+  cmd += [f'--config.{path}={value}' for path, value in overrides]
   os.makedirs(workdir)
   return _run(cmd, os.path.join(workdir, 'train.log'))
 
 
 def judge_jax(spec: str, workdir: str, judge, eval_config) -> dict:
-  config = ablate.load_config(spec)
-  experiment, step, state = train.restore_for_inference(config, workdir)
+  config = common.load_config(spec)
+  experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
   result = evaluate.judge_generator(judge, experiment.gan, state, eval_config, config.data)
   return {**result, 'steps': step, 'images_seen': step * config.train.batch_size}
 
@@ -107,7 +86,7 @@ def markdown(rows: dict, seconds: float, cpu: str, judge, eval_config) -> str:
            f'and compilation included) on {cpu}, one after another; {eval_config.num_samples} '
            f'samples per run against the {eval_config.reference_split} split, judge '
            f'`{os.path.relpath(judge.workdir, ROOT)}` at step {judge.step}.', '',
-           '| run | steps | images seen | ' + ' | '.join(COLUMNS) + ' | FID / PyTorch\'s |',
+           '| run | steps | images seen | ' + ' | '.join(COLUMNS) + " | FID / PyTorch's |",
            '|---' * (len(COLUMNS) + 4) + '|']
   for name, row in rows.items():
     cells = [f'{row[c]:.3f}' if c in row else '-' for c in COLUMNS]
@@ -136,10 +115,10 @@ def main(argv=None):
                                            time.strftime('%Y%m%d-%H%M%S'))
   if os.path.exists(workroot):
     raise SystemExit(f'error: {workroot} exists; every run must start from scratch')
-  cpu = cpu_name()
+  cpu = common.cpu_name()
   print(f'time to quality: {args.seconds:g} s per run on {cpu}; runs in {workroot}', flush=True)
   judge = ablate.train_judge(args.classifier_workdir)  # Before any timed run.
-  base = ablate.load_config('mnist_dcgan')
+  base = common.load_config('mnist_dcgan')
   eval_config, data_config = base.eval, base.data
   eval_config.num_samples = args.num_samples
   runs = ([] if args.no_torch else [TORCH]) + [c for c in args.configs.split(',') if c]
@@ -147,7 +126,7 @@ def main(argv=None):
   walls = {}
   for spec in runs:
     if spec != TORCH:
-      ablate.load_config(spec)  # A bad spec fails now, not after an hour of training.
+      common.load_config(spec)  # A bad spec fails now, not after an hour of training.
   for spec in runs:
     workdir = os.path.join(workroot, spec.replace(':', '__'))
     if spec == TORCH:

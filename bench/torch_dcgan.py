@@ -15,8 +15,8 @@ outputs. torch is a benchmark-only dependency: gan_jax never imports this module
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 
 LATENT_DIM = 100
 BN_MOMENTUM = 0.1  # torch convention: flax's momentum 0.9 keeps 0.9 of the old running value.
@@ -77,13 +77,6 @@ class Discriminator(nn.Module):
     x = F.leaky_relu(self.conv1(x), 0.2)
     x = F.leaky_relu(self.conv2(x), 0.2)
     return self.fc(x.flatten(1))[:, 0]
-
-
-def layer_params(module: nn.Module) -> list[tuple[str, int]]:
-  """[(layer name, parameter count)] in definition order (BN: scale + bias)."""
-  return [(name, sum(p.numel() for p in m.parameters(recurse=False)))
-          for name, m in module.named_modules()
-          if any(True for _ in m.parameters(recurse=False))]
 
 
 class TorchDCGAN:
@@ -190,8 +183,10 @@ def train_for(seconds: float, num_samples: int, out: str, seed: int = 0) -> dict
   `seconds` (imports included, as for gan_jax's train.time_budget_s), then writes
   `num_samples` uint8 images from its EMA generator to `out` (.npz). Returns the run's facts."""
   import time  # pylint: disable=g-import-not-at-top
+
   import numpy as np  # pylint: disable=g-import-not-at-top
   import psutil  # pylint: disable=g-import-not-at-top
+
   from gan_jax import data  # pylint: disable=g-import-not-at-top
 
   started = psutil.Process().create_time()

@@ -1,0 +1,143 @@
+"""What the benchmarks share: run specs, the CPU's name, the DCGAN's FLOPs and the timer.
+
+A run spec is a config name, optionally followed by `:field=value` overrides (values are Python
+literals), e.g. `mnist_dcgan:model.g_width=16:loss.r1_gamma=1.0`; bench/ablate.py,
+bench/time_to_quality.py and bench/train_step.py all take them.
+"""
+
+import ast
+import importlib
+import os
+import platform
+import statistics
+
+import ml_collections
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_spec(spec: str) -> tuple[str, list[tuple[str, object]]]:
+  """(config name, [(dotted field, value)]) of a run spec `name[:field=value...]`."""
+  name, *overrides = spec.split(':')
+  fields = []
+  for override in overrides:
+    path, _, text = override.partition('=')
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    fields.append((path, value))
+  return name, fields
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """The config a run spec names, overrides applied; an unknown field is an error."""
+  name, fields = parse_spec(spec)
+  config = importlib.import_module(f'configs.{name}').get_config()
+  for path, value in fields:
+    *sections, field = path.split('.')
+    node = config
+    for section in sections:
+      node = node.get(section) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or field not in node:
+      raise SystemExit(f'error: {spec}: no config field {path}')
+    node[field] = value
+  return config
+
+
+def cpu_name() -> str:
+  """The processor's model name (/proc/cpuinfo on Linux) and the cores this process may use."""
+  name = platform.processor() or platform.machine()
+  isa = ''
+  try:
+    with open('/proc/cpuinfo') as f:
+      lines = f.read().splitlines()
+    name = next(x.split(':', 1)[1].strip() for x in lines if x.startswith('model name'))
+    flags = next(x.split(':', 1)[1].split() for x in lines if x.startswith('flags'))
+    isa = ', AVX-512' if 'avx512f' in flags else ', AVX2' if 'avx2' in flags else ''
+  except (OSError, StopIteration):
+    pass
+  return f'{name}{isa}, {len(os.sched_getaffinity(0))} cores'
+
+
+def dcgan_layers(g_width=32, d_width=32, latent=100, image=28, channels=1):
+  """[(net, layer, forward multiply-adds per image)] of gan_jax.models.dcgan, unconditional.
+
+  The layers are flax's names in gan_jax/models/dcgan.py: G is Dense -> s x s x (g_width *
+  2^n) -> n UpConv2x halving the channels -> Conv 3x3; D is n Conv 4x4 stride 2 (d_width,
+  2 d_width, ...) -> dense. At 28 px, s = 7 and n = 2. Only Dense and conv layers count: batch
+  norm, activations, losses and the optimizer are O(activations) or O(params), not O(MACs).
+  """
+  from gan_jax.models import dcgan  # pylint: disable=g-import-not-at-top
+  from gan_jax.models import layers  # pylint: disable=g-import-not-at-top
+  s, n = dcgan.start_size(image)
+  rows = [('G', 'Dense_0', latent * s * s * g_width * 2 ** n)]
+  for i in range(n):  # UpConv2x: 4 of the 16 taps reach each output pixel.
+    size = s * 2 ** i
+    rows.append(('G', f'UpConv2x_{i}', layers.upconv2x_flops(
+        1, size, size, g_width * 2 ** (n - i), g_width * 2 ** (n - 1 - i)) // 2))
+  rows.append(('G', 'Conv_0', image * image * 9 * g_width * channels))
+  cin = channels
+  for i in range(n):
+    out = image // 2 ** (i + 1)
+    rows.append(('D', f'Conv_{i}', out * out * 16 * cin * d_width * 2 ** i))
+    cin = d_width * 2 ** i
+  rows.append(('D', 'dense', s * s * cin))
+  return rows
+
+
+def step_flops(batch, **widths):
+  """Analytical FLOPs (2 per multiply-add) of one DCGAN train step: (total, rows per layer).
+
+  D update: G forward on B (no gradient) + D forward and backward on 2B images; backward is
+  2x forward (input and weight gradients) except for D's first conv, whose input needs no
+  gradient (1x). G update: G forward and backward on B (2x, except Dense_0 whose input z needs
+  no gradient: 1x) + D forward and backward-to-input only on B (1x: D's weights are frozen).
+  """
+  rows, total = [], 0
+  for net, name, macs in dcgan_layers(**widths):
+    first = (net, name) in (('G', 'Dense_0'), ('D', 'Conv_0'))  # Input needs no gradient.
+    if net == 'G':
+      macs_step = batch * macs * (1 + (2 if first else 3))
+    else:
+      macs_step = 2 * batch * macs * (2 if first else 3) + batch * macs * 2
+    rows.append({'net': net, 'layer': name, 'fwd_macs_per_image': macs,
+                 'step_flops': 2 * macs_step})
+    total += 2 * macs_step
+  return total, rows
+
+
+def round_robin(runs, repeats: int, seconds: float, warmup_s: float):
+  """Rates of several timed things under the same load: ({name: [rate per repeat]}, errors).
+
+  `runs` maps a name to run(n) -> (seconds, units), which does n calls and waits for them. Each
+  is calibrated with one call, warmed up for `warmup_s`, then run for about `seconds` per
+  repeat; the repeats go round-robin, the first runner rotating, so that load from other
+  processes hits them all alike. A runner that raises RuntimeError or OSError (a dead worker)
+  is dropped, its message in errors[name].
+  """
+  counts, rates, errors = {}, {name: [] for name in runs}, {}
+  for name, run in runs.items():
+    try:
+      per_call = max(run(1)[0], 1e-4)
+      counts[name] = max(1, int(seconds / per_call))
+      run(max(1, int(warmup_s / per_call)))
+    except (RuntimeError, OSError) as e:
+      errors[name] = str(e)
+  for r in range(repeats):
+    live = [name for name in counts if name not in errors]
+    for name in live[r % max(len(live), 1):] + live[:r % max(len(live), 1)]:
+      try:
+        took, units = runs[name](counts[name])
+        rates[name].append(units / took)
+      except (RuntimeError, OSError) as e:
+        errors[name] = str(e)
+  return rates, errors
+
+
+def median_spread(rates):
+  """(median, (min / median, max / median)) of a list of rates; (None, None) if empty."""
+  if not rates:
+    return None, None
+  med = statistics.median(rates)
+  return med, (min(rates) / med, max(rates) / med)
