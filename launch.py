@@ -15,16 +15,17 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (Python).',
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', None, 'Experiment config file (Python).', lock_config=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and samples go.')
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'eval'], 'What to do.')
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 64, '--mode=sample: how many images.')
 _SAMPLE_SEED = flags.DEFINE_integer('sample_seed', 0, '--mode=sample: noise seed.')
-_TRUNCATION = flags.DEFINE_float('truncation', 0.0,
-                                 '--mode=sample: resample |z| > this (0 = off).')
-_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
-                                   'Multi-process: host:port of process 0.')
+_TRUNCATION = flags.DEFINE_float('truncation', 0.0, '--mode=sample: resample |z| > this (0 = off).')
+_COORDINATOR = flags.DEFINE_string(
+  'coordinator_address', None, 'Multi-process: host:port of process 0.'
+)
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-process: process count.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-process: this process index.')
 flags.mark_flags_as_required(['config', 'workdir'])
@@ -43,10 +44,13 @@ def parse_flags(argv):
   """absl's parser, but a bad flag or config (missing, broken, unknown key, wrong type) is one
   line on stderr and exit status 2, not a traceback."""
   for i, arg in enumerate(argv):
-    path = arg[len('--config='):] if arg.startswith('--config=') else (
-        argv[i + 1] if arg == '--config' and i + 1 < len(argv) else None)
+    path = (
+      arg[len('--config=') :]
+      if arg.startswith('--config=')
+      else (argv[i + 1] if arg == '--config' and i + 1 < len(argv) else None)
+    )
     if path is not None and not os.path.isfile(path.split(':', 1)[0]):
-      print(f"error: config file {path.split(':', 1)[0]!r} not found", file=sys.stderr)
+      print(f'error: config file {path.split(":", 1)[0]!r} not found', file=sys.stderr)
       sys.exit(2)
   try:
     remaining = flags.FLAGS(argv)
@@ -57,8 +61,11 @@ def parse_flags(argv):
     if isinstance(e, KeyError) or isinstance(e.__context__, KeyError):
       key, *hint = str((e if isinstance(e, KeyError) else e.__context__).args[0]).split('\n')
       key = key.strip("'")
-      overrides = [a.split('=')[0] for a in argv if a.startswith('--config.')
-                   and key in a.split('=')[0].split('.')]
+      overrides = [
+        a.split('=')[0]
+        for a in argv
+        if a.startswith('--config.') and key in a.split('=')[0].split('.')
+      ]
       message = f'unknown config key {key!r} in {", ".join(overrides) or "--config overrides"}'
       message += f' ({hint[0]})' if hint else ''
     print(f'error: {message}', file=sys.stderr, flush=True)
@@ -75,14 +82,20 @@ def quiet_libraries() -> None:
 def next_commands(argv: list[str]) -> list[str]:
   """The commands that sample from and judge the run just trained: its config and model
   overrides (not the train.* ones, which sampling does not need)."""
-  config = [a for a in argv[1:] if a.startswith('--config') and not a.startswith(
-      ('--config.train.', '--config.eval.'))]
+  config = [
+    a
+    for a in argv[1:]
+    if a.startswith('--config') and not a.startswith(('--config.train.', '--config.eval.'))
+  ]
   base = ' '.join(['python launch.py', *config, f'--workdir={_WORKDIR.value}'])
   config_value = _CONFIG.value
   judge = config_value.eval.get('classifier_workdir') or (
-      'runs/mnist_classifier' if 'mnist' in config_value.data.source else 'CLASSIFIER_WORKDIR')
-  return [f'{base} --mode=sample --num_samples=64',
-          f'{base} --mode=eval --config.eval.classifier_workdir={judge}']
+    'runs/mnist_classifier' if 'mnist' in config_value.data.source else 'CLASSIFIER_WORKDIR'
+  )
+  return [
+    f'{base} --mode=sample --num_samples=64',
+    f'{base} --mode=eval --config.eval.classifier_workdir={judge}',
+  ]
 
 
 def main(argv):
@@ -91,16 +104,28 @@ def main(argv):
   quiet_libraries()
   from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
   from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+
   try:
-    result = gan_main.run(_CONFIG.value, _WORKDIR.value, _MODE.value,
-                 num_samples=_NUM_SAMPLES.value, sample_seed=_SAMPLE_SEED.value,
-                 truncation=_TRUNCATION.value, coordinator_address=_COORDINATOR.value,
-                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+    result = gan_main.run(
+      _CONFIG.value,
+      _WORKDIR.value,
+      _MODE.value,
+      num_samples=_NUM_SAMPLES.value,
+      sample_seed=_SAMPLE_SEED.value,
+      truncation=_TRUNCATION.value,
+      coordinator_address=_COORDINATOR.value,
+      num_processes=_NUM_PROCESSES.value,
+      process_id=_PROCESS_ID.value,
+    )
   except UserError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
     sys.exit(2)
-  if (_MODE.value == 'train' and _CONFIG.value.experiment == 'gan' and result is not None
-      and gan_main.is_main_process()):
+  if (
+    _MODE.value == 'train'
+    and _CONFIG.value.experiment == 'gan'
+    and result is not None
+    and gan_main.is_main_process()
+  ):
     print('next:\n' + '\n'.join(f'  {c}' for c in next_commands(sys.argv)), flush=True)
 
 

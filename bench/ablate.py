@@ -25,13 +25,19 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bench import common  # pylint: disable=g-import-not-at-top
 from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
-from gan_jax import main
 from gan_jax import experiment as experiment_lib
+from gan_jax import main
 
 # The four MNIST configs, then the parts that matter switched one at a time: mnist_cgan
 # without its R1 penalty, and mnist_dcgan with it.
-CONFIGS = ('mnist_mlp_gan', 'mnist_dcgan', 'mnist_cgan', 'mnist_sngan',
-           'mnist_cgan:loss.r1_gamma=0.0', 'mnist_dcgan:loss.r1_gamma=1.0')
+CONFIGS = (
+  'mnist_mlp_gan',
+  'mnist_dcgan',
+  'mnist_cgan',
+  'mnist_sngan',
+  'mnist_cgan:loss.r1_gamma=0.0',
+  'mnist_dcgan:loss.r1_gamma=1.0',
+)
 COLUMNS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
 
 
@@ -62,21 +68,27 @@ def train_and_judge(name: str, steps: int, workroot: str, judge) -> dict:
 
 
 def markdown(rows: dict[str, dict], steps: int, judge, eval_config) -> str:
-  lines = [f'Classifier-feature metrics after {steps} steps (batch 64), {eval_config.num_samples} '
-           f'generated images against the {eval_config.reference_split} split, judge '
-           f'`{os.path.relpath(judge.workdir)}` at step {judge.step}. Lower FID/KID is better; '
-           'higher precision/recall/density/coverage is better.', '',
-           '| run | ' + ' | '.join(COLUMNS) + ' | wall time |',
-           '|---' * (len(COLUMNS) + 2) + '|']
+  lines = [
+    f'Classifier-feature metrics after {steps} steps (batch 64), {eval_config.num_samples} '
+    f'generated images against the {eval_config.reference_split} split, judge '
+    f'`{os.path.relpath(judge.workdir)}` at step {judge.step}. Lower FID/KID is better; '
+    'higher precision/recall/density/coverage is better.',
+    '',
+    '| run | ' + ' | '.join(COLUMNS) + ' | wall time |',
+    '|---' * (len(COLUMNS) + 2) + '|',
+  ]
   for name, row in rows.items():
     cells = [f'{row[c]:.3f}' if c in row and np.isfinite(row[c]) else '-' for c in COLUMNS]
-    wall = f"{row['wall_s'] / 60:.1f} min" if 'wall_s' in row else '-'
+    wall = f'{row["wall_s"] / 60:.1f} min' if 'wall_s' in row else '-'
     lines.append(f'| {name} | ' + ' | '.join(cells) + f' | {wall} |')
   for name, row in rows.items():
     per_class = [row.get(f'class_accuracy_{c}') for c in range(10)]
     if per_class[0] is not None:
-      lines += ['', f'{name}: classifier accuracy on generated images of each requested class: '
-                + ', '.join(f'{c}: {a:.3f}' for c, a in enumerate(per_class))]
+      lines += [
+        '',
+        f'{name}: classifier accuracy on generated images of each requested class: '
+        + ', '.join(f'{c}: {a:.3f}' for c, a in enumerate(per_class)),
+      ]
   return '\n'.join(lines) + '\n'
 
 

@@ -70,18 +70,25 @@ def dcgan_layers(g_width=32, d_width=32, latent=100, image=28, channels=1):
   """
   from gan_jax.models import dcgan  # pylint: disable=g-import-not-at-top
   from gan_jax.models import layers  # pylint: disable=g-import-not-at-top
+
   s, n = dcgan.start_size(image)
-  rows = [('G', 'Dense_0', latent * s * s * g_width * 2 ** n)]
+  rows = [('G', 'Dense_0', latent * s * s * g_width * 2**n)]
   for i in range(n):  # UpConv2x: 4 of the 16 taps reach each output pixel.
-    size = s * 2 ** i
-    rows.append(('G', f'UpConv2x_{i}', layers.upconv2x_flops(
-        1, size, size, g_width * 2 ** (n - i), g_width * 2 ** (n - 1 - i)) // 2))
+    size = s * 2**i
+    rows.append(
+      (
+        'G',
+        f'UpConv2x_{i}',
+        layers.upconv2x_flops(1, size, size, g_width * 2 ** (n - i), g_width * 2 ** (n - 1 - i))
+        // 2,
+      )
+    )
   rows.append(('G', 'Conv_0', image * image * 9 * g_width * channels))
   cin = channels
   for i in range(n):
     out = image // 2 ** (i + 1)
-    rows.append(('D', f'Conv_{i}', out * out * 16 * cin * d_width * 2 ** i))
-    cin = d_width * 2 ** i
+    rows.append(('D', f'Conv_{i}', out * out * 16 * cin * d_width * 2**i))
+    cin = d_width * 2**i
   rows.append(('D', 'dense', s * s * cin))
   return rows
 
@@ -101,8 +108,9 @@ def step_flops(batch, **widths):
       macs_step = batch * macs * (1 + (2 if first else 3))
     else:
       macs_step = 2 * batch * macs * (2 if first else 3) + batch * macs * 2
-    rows.append({'net': net, 'layer': name, 'fwd_macs_per_image': macs,
-                 'step_flops': 2 * macs_step})
+    rows.append(
+      {'net': net, 'layer': name, 'fwd_macs_per_image': macs, 'step_flops': 2 * macs_step}
+    )
     total += 2 * macs_step
   return total, rows
 
@@ -126,7 +134,7 @@ def round_robin(runs, repeats: int, seconds: float, warmup_s: float):
       errors[name] = str(e)
   for r in range(repeats):
     live = [name for name in counts if name not in errors]
-    for name in live[r % max(len(live), 1):] + live[:r % max(len(live), 1)]:
+    for name in live[r % max(len(live), 1) :] + live[: r % max(len(live), 1)]:
       try:
         took, units = runs[name](counts[name])
         rates[name].append(units / took)

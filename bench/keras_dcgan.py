@@ -19,8 +19,9 @@ from keras import layers  # pylint: disable=g-import-not-at-top,wrong-import-pos
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 if keras.backend.backend() != 'tensorflow':
-  raise ImportError(f'bench.keras_dcgan needs KERAS_BACKEND=tensorflow, not '
-                    f'{keras.backend.backend()}')
+  raise ImportError(
+    f'bench.keras_dcgan needs KERAS_BACKEND=tensorflow, not {keras.backend.backend()}'
+  )
 
 LATENT_DIM = 100
 BN = dict(momentum=0.9, epsilon=1e-5)  # Keras' momentum has flax's meaning; eps default is 1e-3.
@@ -30,21 +31,28 @@ EMA_DECAY = 0.999
 
 def generator(width=32, size=7, channels=1) -> keras.Model:
   c0 = 4 * width
-  return keras.Sequential([
+  return keras.Sequential(
+    [
       keras.Input((LATENT_DIM,)),
       layers.Dense(size * size * c0, use_bias=False, name='dense'),
       layers.Reshape((size, size, c0)),
-      layers.BatchNormalization(name='bn0', **BN), layers.ReLU(),
+      layers.BatchNormalization(name='bn0', **BN),
+      layers.ReLU(),
       layers.Conv2DTranspose(2 * width, 4, strides=2, padding='same', use_bias=False, name='up1'),
-      layers.BatchNormalization(name='bn1', **BN), layers.ReLU(),
+      layers.BatchNormalization(name='bn1', **BN),
+      layers.ReLU(),
       layers.Conv2DTranspose(width, 4, strides=2, padding='same', use_bias=False, name='up2'),
-      layers.BatchNormalization(name='bn2', **BN), layers.ReLU(),
+      layers.BatchNormalization(name='bn2', **BN),
+      layers.ReLU(),
       layers.Conv2D(channels, 3, padding='same', activation='tanh', name='out'),
-  ], name='generator')
+    ],
+    name='generator',
+  )
 
 
 def discriminator(width=32, image_size=28, channels=1) -> keras.Model:
-  return keras.Sequential([
+  return keras.Sequential(
+    [
       keras.Input((image_size, image_size, channels)),
       layers.Conv2D(width, 4, strides=2, padding='same', name='conv1'),
       layers.LeakyReLU(negative_slope=0.2),
@@ -52,7 +60,9 @@ def discriminator(width=32, image_size=28, channels=1) -> keras.Model:
       layers.LeakyReLU(negative_slope=0.2),
       layers.Flatten(),
       layers.Dense(1, name='fc'),
-  ], name='discriminator')
+    ],
+    name='discriminator',
+  )
 
 
 class KerasDCGAN:
@@ -80,8 +90,9 @@ class KerasDCGAN:
     with tf.GradientTape() as tape:
       logits = self.D(tf.concat([real, fake], 0), training=True)[:, 0]
       real_logits, fake_logits = logits[:batch], logits[batch:]
-      d_loss = (tf.reduce_mean(tf.nn.softplus(-real_logits))
-                + tf.reduce_mean(tf.nn.softplus(fake_logits)))
+      d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(
+        tf.nn.softplus(fake_logits)
+      )
     d_grads = tape.gradient(d_loss, self.D.trainable_variables)
     self.opt_d.apply_gradients(zip(d_grads, self.D.trainable_variables))
 
@@ -95,15 +106,20 @@ class KerasDCGAN:
     for e, v in zip(self.ema, self.G.trainable_variables):
       e.assign(decay * e + (1.0 - decay) * v.value)
     self.steps.assign_add(1.0)
-    return {'d_loss': d_loss, 'g_loss': g_loss,
-            'd_real': tf.reduce_mean(real_logits), 'd_fake': tf.reduce_mean(fake_logits),
-            'd_grad_norm': tf.linalg.global_norm(d_grads),
-            'g_grad_norm': tf.linalg.global_norm(g_grads)}
+    return {
+      'd_loss': d_loss,
+      'g_loss': g_loss,
+      'd_real': tf.reduce_mean(real_logits),
+      'd_fake': tf.reduce_mean(fake_logits),
+      'd_grad_norm': tf.linalg.global_norm(d_grads),
+      'g_grad_norm': tf.linalg.global_norm(g_grads),
+    }
 
   def _random_step(self, real_u8):
     batch = tf.shape(real_u8)[0]
-    return self._step(real_u8, tf.random.normal((batch, LATENT_DIM)),
-                      tf.random.normal((batch, LATENT_DIM)))
+    return self._step(
+      real_u8, tf.random.normal((batch, LATENT_DIM)), tf.random.normal((batch, LATENT_DIM))
+    )
 
   def step(self, real_u8, z1=None, z2=None):
     """One train step; returns its metrics as tensors (not fetched)."""
@@ -119,11 +135,13 @@ class KerasDCGAN:
       self.G.get_layer(f'bn{i}').beta.assign(g[f'BatchNorm_{i}']['bias'])
     for i in range(2):  # UpConv2x (kh, kw, in, out) -> Conv2DTranspose (kh, kw, out, in).
       self.G.get_layer(f'up{i + 1}').set_weights(
-          [g[f'UpConv2x_{i}']['kernel'].transpose(0, 1, 3, 2)])
+        [g[f'UpConv2x_{i}']['kernel'].transpose(0, 1, 3, 2)]
+      )
     self.G.get_layer('out').set_weights([g['Conv_0']['kernel'], g['Conv_0']['bias']])
     for i in range(2):
-      self.D.get_layer(f'conv{i + 1}').set_weights([d[f'Conv_{i}']['kernel'],
-                                                     d[f'Conv_{i}']['bias']])
+      self.D.get_layer(f'conv{i + 1}').set_weights(
+        [d[f'Conv_{i}']['kernel'], d[f'Conv_{i}']['bias']]
+      )
     head = [k for k in d if not k.startswith('Conv_')][0]  # 'dense' (formerly 'Dense_0')
     self.D.get_layer('fc').set_weights([d[head]['kernel'], d[head]['bias']])
     self.reset_ema()

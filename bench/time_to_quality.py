@@ -31,8 +31,13 @@ from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
 from gan_jax import experiment as experiment_lib
 
 ROOT = common.REPO
-CONFIGS = ('mnist_fast', 'mnist_dcgan', 'mnist_dcgan:model.g_width=16', 'mnist_rpgan',
-           'mnist_r3gan')
+CONFIGS = (
+  'mnist_fast',
+  'mnist_dcgan',
+  'mnist_dcgan:model.g_width=16',
+  'mnist_rpgan',
+  'mnist_r3gan',
+)
 TORCH = 'pytorch_dcgan'
 COLUMNS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
 
@@ -49,9 +54,15 @@ def _run(cmd: list[str], log_path: str) -> float:
 
 def train_jax(spec: str, seconds: float, workdir: str) -> float:
   name, overrides = common.parse_spec(spec)
-  cmd = [sys.executable, 'launch.py', f'--config=configs/{name}.py', f'--workdir={workdir}',
-         f'--config.train.time_budget_s={seconds}', '--config.train.num_steps=100000000',
-         '--config.train.progress_every_secs=30']
+  cmd = [
+    sys.executable,
+    'launch.py',
+    f'--config=configs/{name}.py',
+    f'--workdir={workdir}',
+    f'--config.train.time_budget_s={seconds}',
+    '--config.train.num_steps=100000000',
+    '--config.train.progress_every_secs=30',
+  ]
   # A run spec's `field=literal` to absl's `--config.field=text`.
   cmd += [f'--config.{path}={value}' for path, value in overrides]
   os.makedirs(workdir)
@@ -68,31 +79,46 @@ def judge_jax(spec: str, workdir: str, judge, eval_config) -> dict:
 def train_and_judge_torch(seconds: float, workdir: str, judge, eval_config, data_config) -> dict:
   os.makedirs(workdir)
   out = os.path.join(workdir, 'samples.npz')
-  wall = _run([sys.executable, '-m', 'bench.torch_dcgan', f'--seconds={seconds}',
-               f'--num_samples={eval_config.num_samples}', f'--out={out}'],
-              os.path.join(workdir, 'train.log'))
+  wall = _run(
+    [
+      sys.executable,
+      '-m',
+      'bench.torch_dcgan',
+      f'--seconds={seconds}',
+      f'--num_samples={eval_config.num_samples}',
+      f'--out={out}',
+    ],
+    os.path.join(workdir, 'train.log'),
+  )
   with open(os.path.join(workdir, 'train.log')) as f:
     facts = json.loads(f.read().strip().splitlines()[-1])
   with np.load(out, allow_pickle=False) as f:
     images = f['images']
   result = evaluate.judge_images(judge, images, eval_config, data_config)
-  return {**result, 'steps': facts['steps'], 'images_seen': facts['steps'] * facts['batch_size'],
-          'wall_s': wall}
+  return {
+    **result,
+    'steps': facts['steps'],
+    'images_seen': facts['steps'] * facts['batch_size'],
+    'wall_s': wall,
+  }
 
 
 def markdown(rows: dict, seconds: float, cpu: str, judge, eval_config) -> str:
   torch_fid = rows.get(TORCH, {}).get('fid')
-  lines = [f'Every run trained for {seconds:g} s of wall time from its process start (imports '
-           f'and compilation included) on {cpu}, one after another; {eval_config.num_samples} '
-           f'samples per run against the {eval_config.reference_split} split, judge '
-           f'`{os.path.relpath(judge.workdir, ROOT)}` at step {judge.step}.', '',
-           '| run | steps | images seen | ' + ' | '.join(COLUMNS) + " | FID / PyTorch's |",
-           '|---' * (len(COLUMNS) + 4) + '|']
+  lines = [
+    f'Every run trained for {seconds:g} s of wall time from its process start (imports '
+    f'and compilation included) on {cpu}, one after another; {eval_config.num_samples} '
+    f'samples per run against the {eval_config.reference_split} split, judge '
+    f'`{os.path.relpath(judge.workdir, ROOT)}` at step {judge.step}.',
+    '',
+    '| run | steps | images seen | ' + ' | '.join(COLUMNS) + " | FID / PyTorch's |",
+    '|---' * (len(COLUMNS) + 4) + '|',
+  ]
   for name, row in rows.items():
     cells = [f'{row[c]:.3f}' if c in row else '-' for c in COLUMNS]
-    ratio = f"{row['fid'] / torch_fid:.2f}" if torch_fid and 'fid' in row else '-'
-    steps = f"{row['steps']:,}" if 'steps' in row else '-'
-    seen = f"{row['images_seen']:,}" if 'images_seen' in row else '-'
+    ratio = f'{row["fid"] / torch_fid:.2f}' if torch_fid and 'fid' in row else '-'
+    steps = f'{row["steps"]:,}' if 'steps' in row else '-'
+    seen = f'{row["images_seen"]:,}' if 'images_seen' in row else '-'
     lines.append(f'| {name} | {steps} | {seen} | ' + ' | '.join(cells) + f' | {ratio} |')
   return '\n'.join(lines) + '\n'
 
@@ -100,19 +126,22 @@ def markdown(rows: dict, seconds: float, cpu: str, judge, eval_config) -> str:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--seconds', type=float, default=300.0)
-  parser.add_argument('--configs', default=','.join(CONFIGS),
-                      help='comma-separated runs: config[:field=value...]')
+  parser.add_argument(
+    '--configs', default=','.join(CONFIGS), help='comma-separated runs: config[:field=value...]'
+  )
   parser.add_argument('--no_torch', action='store_true', help='skip the PyTorch DCGAN')
   parser.add_argument('--num_samples', type=int, default=2000)
-  parser.add_argument('--workroot', default='',
-                      help='a new folder for the runs (default runs/time_to_quality/<time>)')
+  parser.add_argument(
+    '--workroot', default='', help='a new folder for the runs (default runs/time_to_quality/<time>)'
+  )
   parser.add_argument('--classifier_workdir', default='runs/mnist_classifier')
   parser.add_argument('--out', default='', help='write the table here (.md) and .json beside')
   args = parser.parse_args(argv)
   if args.seconds <= 0 or args.num_samples < 2:
     raise SystemExit('error: --seconds must be > 0 and --num_samples >= 2')
-  workroot = args.workroot or os.path.join(ROOT, 'runs', 'time_to_quality',
-                                           time.strftime('%Y%m%d-%H%M%S'))
+  workroot = args.workroot or os.path.join(
+    ROOT, 'runs', 'time_to_quality', time.strftime('%Y%m%d-%H%M%S')
+  )
   if os.path.exists(workroot):
     raise SystemExit(f'error: {workroot} exists; every run must start from scratch')
   cpu = common.cpu_name()
@@ -136,11 +165,14 @@ def main(argv=None):
   rows = {}
   if not args.no_torch:
     print(f'training {TORCH} for {args.seconds:g} s', flush=True)
-    rows[TORCH] = train_and_judge_torch(args.seconds, os.path.join(workroot, TORCH), judge,
-                                        eval_config, data_config)
+    rows[TORCH] = train_and_judge_torch(
+      args.seconds, os.path.join(workroot, TORCH), judge, eval_config, data_config
+    )
   for spec, wall in walls.items():
-    rows[spec] = {**judge_jax(spec, os.path.join(workroot, spec.replace(':', '__')), judge,
-                              eval_config), 'wall_s': wall}
+    rows[spec] = {
+      **judge_jax(spec, os.path.join(workroot, spec.replace(':', '__')), judge, eval_config),
+      'wall_s': wall,
+    }
     print(spec, json.dumps(rows[spec]), flush=True)
   rows['real test digits (floor)'] = evaluate.real_data_floor(judge, eval_config, data_config)
   table = markdown(rows, args.seconds, cpu, judge, eval_config)

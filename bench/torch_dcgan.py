@@ -45,7 +45,6 @@ class SameConv2d(nn.Conv2d):
 
 
 class Generator(nn.Module):
-
   def __init__(self, width=32, latent_dim=LATENT_DIM, channels=1, size=7):
     super().__init__()
     self.size, self.c0 = size, 4 * width
@@ -66,7 +65,6 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-
   def __init__(self, width=32, channels=1, image_size=28):
     super().__init__()
     self.conv1 = SameConv2d(channels, width, 4, 2, image_size)
@@ -95,6 +93,7 @@ class TorchDCGAN:
     self.g, self.d = self.G, self.D
     if compile:
       import torch._dynamo as dynamo  # pylint: disable=g-import-not-at-top
+
       # Keep one static graph per batch size (2B for D's update, B for G's) rather than a
       # dynamic-shape recompile on the second batch size seen.
       dynamo.config.automatic_dynamic_shapes = False
@@ -134,9 +133,14 @@ class TorchDCGAN:
     self.steps += 1
     if not metrics:
       return None
-    return {'d_loss': d_loss.item(), 'g_loss': g_loss.item(),
-            'd_real': real_logits.mean().item(), 'd_fake': fake_logits.mean().item(),
-            'd_grad_norm': d_norm, 'g_grad_norm': g_norm}
+    return {
+      'd_loss': d_loss.item(),
+      'g_loss': g_loss.item(),
+      'd_real': real_logits.mean().item(),
+      'd_fake': fake_logits.mean().item(),
+      'd_grad_norm': d_norm,
+      'g_grad_norm': g_norm,
+    }
 
   def load_flax(self, g_params, d_params):
     """Copies flax DCGAN parameters (numpy trees from gan_jax) into G and D."""
@@ -146,8 +150,9 @@ class TorchDCGAN:
     with torch.no_grad():
       # flax Dense (in, out) with out ordered (h, w, c); torch's view wants (c, h, w).
       k = g['Dense_0']['kernel']
-      self.G.fc.weight.copy_(t(k.reshape(-1, size, size, c0).transpose(3, 1, 2, 0)
-                               .reshape(size * size * c0, -1)))
+      self.G.fc.weight.copy_(
+        t(k.reshape(-1, size, size, c0).transpose(3, 1, 2, 0).reshape(size * size * c0, -1))
+      )
       for i, bn in enumerate((self.G.bn0, self.G.bn1, self.G.bn2)):
         bn.weight.copy_(t(g[f'BatchNorm_{i}']['scale']))
         bn.bias.copy_(t(g[f'BatchNorm_{i}']['bias']))
@@ -198,7 +203,7 @@ def train_for(seconds: float, num_samples: int, out: str, seed: int = 0) -> dict
   while time.time() - started < seconds:
     if cursor + batch > len(order):
       order, cursor = rng.permutation(len(images)), 0
-    model.step(images[order[cursor:cursor + batch]])
+    model.step(images[order[cursor : cursor + batch]])
     cursor, steps = cursor + batch, steps + 1
   train_s = time.time() - started
   ema_g = Generator(32)
@@ -208,8 +213,9 @@ def train_for(seconds: float, num_samples: int, out: str, seed: int = 0) -> dict
     for b, b_ema in zip(ema_g.buffers(), model.G.buffers()):  # BN running statistics.
       b.copy_(b_ema)
     ema_g.eval()
-    fakes = ema_g(torch.randn(num_samples, LATENT_DIM, generator=torch.Generator().manual_seed(
-        seed + 1)))
+    fakes = ema_g(
+      torch.randn(num_samples, LATENT_DIM, generator=torch.Generator().manual_seed(seed + 1))
+    )
   uint8 = data.to_uint8(fakes.permute(0, 2, 3, 1).numpy())
   np.savez(out, images=uint8)
   return {'steps': steps, 'batch_size': batch, 'train_s': train_s}
@@ -218,6 +224,7 @@ def train_for(seconds: float, num_samples: int, out: str, seed: int = 0) -> dict
 if __name__ == '__main__':
   import argparse  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top
+
   parser = argparse.ArgumentParser(description='Train the PyTorch DCGAN for a wall-time budget.')
   parser.add_argument('--seconds', type=float, required=True)
   parser.add_argument('--num_samples', type=int, default=2000)

@@ -49,11 +49,13 @@ def mnist_batches(batch, count=32, source=None):
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from gan_jax import data  # pylint: disable=g-import-not-at-top
+
   source = data.load('embedded:mnist', 'train') if source is None else source
   rng = np.random.default_rng(0)
-  order = np.concatenate([rng.permutation(len(source))
-                          for _ in range(math.ceil(count * batch / len(source)))])
-  return [source[order[i * batch:(i + 1) * batch]] for i in range(count)]
+  order = np.concatenate(
+    [rng.permutation(len(source)) for _ in range(math.ceil(count * batch / len(source)))]
+  )
+  return [source[order[i * batch : (i + 1) * batch]] for i in range(count)]
 
 
 # Runners: each builds its thing in the worker process and returns (info, step, sync, units),
@@ -61,6 +63,7 @@ def mnist_batches(batch, count=32, source=None):
 # call is worth `units` (images, or FLOPs for peak); worker_main times the first call. Job
 # options beyond kind and batch arrive as keyword arguments (config for jax; a later dtype
 # would be one more).
+
 
 def jax_runner(batch, config):
   """gan_jax.gan.train_step of the run spec `config`, jitted and fed as gan_jax/train.py does."""
@@ -70,6 +73,7 @@ def jax_runner(batch, config):
   from gan_jax import data  # pylint: disable=g-import-not-at-top
   from gan_jax import gan as gan_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import sharding  # pylint: disable=g-import-not-at-top
+
   spec, config = config, common.load_config(config)
   config.train.batch_size = batch
   source = data.load(config.data.source, 'train', config.data)
@@ -88,39 +92,72 @@ def jax_runner(batch, config):
   compiled, first, xla_flops = {}, {}, {}
   for step in range(2 if gan.penalty_every > 1 else 1):  # Steps 0 and 1 compile both.
     t, device_batch = time.perf_counter(), sharding.put_batch(host[step], batch_sh)
-    compiled[due(step)] = jax.jit(
+    compiled[due(step)] = (
+      jax.jit(
         functools.partial(gan_lib.train_step, gan, penalize=due(step)),
-        in_shardings=(state_sh, batch_sh, replicated), out_shardings=(state_sh, replicated),
-        donate_argnums=0).lower(state, device_batch, key).compile()
+        in_shardings=(state_sh, batch_sh, replicated),
+        out_shardings=(state_sh, replicated),
+        donate_argnums=0,
+      )
+      .lower(state, device_batch, key)
+      .compile()
+    )
     t_compile = time.perf_counter()
     state, metrics = jax.block_until_ready(compiled[due(step)](state, device_batch, key))
-    first[f'penalize={due(step)}'] = {'compile_s': t_compile - t,
-                                      'first_step_s': time.perf_counter() - t}
+    first[f'penalize={due(step)}'] = {
+      'compile_s': t_compile - t,
+      'first_step_s': time.perf_counter() - t,
+    }
     cost = compiled[due(step)].cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     xla_flops[due(step)] = float((cost or {}).get('flops', math.nan))
 
   m = config.model
-  plain = (m.generator == m.discriminator == 'dcgan' and not m.conditional and not m.spectral_norm
-           and not config.augment.policy and not gan.loss.paired and not any(
-               config.loss[k] for k in ('r1_gamma', 'r2_gamma', 'gp_weight', 'lecam_weight')))
-  flops, rows = common.step_flops(batch, g_width=m.g_width, d_width=m.d_width,
-                                  latent=m.latent_dim, image=source.image_shape[0],
-                                  channels=source.image_shape[2]) if plain else (None, None)
-  built = {(net, name) for net, p in (('G', state.g_params), ('D', state.d_params)) for name in p
-           if not name.startswith('BatchNorm')}
+  plain = (
+    m.generator == m.discriminator == 'dcgan'
+    and not m.conditional
+    and not m.spectral_norm
+    and not config.augment.policy
+    and not gan.loss.paired
+    and not any(config.loss[k] for k in ('r1_gamma', 'r2_gamma', 'gp_weight', 'lecam_weight'))
+  )
+  flops, rows = (
+    common.step_flops(
+      batch,
+      g_width=m.g_width,
+      d_width=m.d_width,
+      latent=m.latent_dim,
+      image=source.image_shape[0],
+      channels=source.image_shape[2],
+    )
+    if plain
+    else (None, None)
+  )
+  built = {
+    (net, name)
+    for net, p in (('G', state.g_params), ('D', state.d_params))
+    for name in p
+    if not name.startswith('BatchNorm')
+  }
   if plain and {(r['net'], r['layer']) for r in rows} != built:
     raise RuntimeError(f'bench.common.dcgan_layers does not match the built DCGAN: {built}')
   cycle = [due(step) for step in range(gan.penalty_every)]
-  info = {'spec': spec, 'jax': jax.__version__, 'devices': jax.device_count(),
-          'setup_s': t_built - t0, 'compiled_steps': first,
-          'first_step_s': first[f'penalize={due(0)}']['first_step_s'],
-          'compile_s': sum(f['compile_s'] for f in first.values()),
-          'xla_flops_per_step': sum(xla_flops[c] for c in cycle) / len(cycle),
-          'analytic_flops_per_step': flops, 'layer_flops': rows,
-          'same_model_as_torch': plain and config.loss.name == 'non_saturating' and (
-              m.g_width, m.d_width, m.latent_dim, source.image_shape) == (32, 32, 100, (28, 28, 1)),
-          'first_metrics': {k: float(v) for k, v in metrics.items()}}
+  info = {
+    'spec': spec,
+    'jax': jax.__version__,
+    'devices': jax.device_count(),
+    'setup_s': t_built - t0,
+    'compiled_steps': first,
+    'first_step_s': first[f'penalize={due(0)}']['first_step_s'],
+    'compile_s': sum(f['compile_s'] for f in first.values()),
+    'xla_flops_per_step': sum(xla_flops[c] for c in cycle) / len(cycle),
+    'analytic_flops_per_step': flops,
+    'layer_flops': rows,
+    'same_model_as_torch': plain
+    and config.loss.name == 'non_saturating'
+    and (m.g_width, m.d_width, m.latent_dim, source.image_shape) == (32, 32, 100, (28, 28, 1)),
+    'first_metrics': {k: float(v) for k, v in metrics.items()},
+  }
   steps, batches = itertools.count(len(first)), itertools.cycle(host)  # step = state.step
 
   def one_step():
@@ -136,14 +173,19 @@ def torch_runner(batch, compile=False):  # pylint: disable=redefined-builtin
   import torch  # pylint: disable=g-import-not-at-top
 
   from bench import torch_dcgan  # pylint: disable=g-import-not-at-top
+
   model, batches = torch_dcgan.TorchDCGAN(compile=compile), itertools.cycle(mnist_batches(batch))
-  info = {'torch': torch.__version__, 'threads': torch.get_num_threads(),
-          'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY')}
+  info = {
+    'torch': torch.__version__,
+    'threads': torch.get_num_threads(),
+    'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'),
+  }
   return info, lambda: model.step(next(batches)['image']), lambda _: None, batch
 
 
 def keras_runner(batch, jit_compile=False):
   from bench import keras_dcgan  # pylint: disable=g-import-not-at-top
+
   model = keras_dcgan.KerasDCGAN(jit_compile=jit_compile)
   batches = itertools.cycle(mnist_batches(batch))
   step = lambda: model.step(keras_dcgan.tf.convert_to_tensor(next(batches)['image']))
@@ -154,8 +196,12 @@ def keras_runner(batch, jit_compile=False):
 def pipeline_runner(batch):
   from gan_jax import data  # pylint: disable=g-import-not-at-top
   from gan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  batches = input_pipeline.iterate(input_pipeline.make_dataset(
-      data.load('embedded:mnist', 'train'), seed=0, global_batch_size=batch))
+
+  batches = input_pipeline.iterate(
+    input_pipeline.make_dataset(
+      data.load('embedded:mnist', 'train'), seed=0, global_batch_size=batch
+    )
+  )
   return {}, lambda: next(batches), lambda _: None, batch
 
 
@@ -163,9 +209,10 @@ def peak_runner(batch, size=4096):
   del batch
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   a, b = (jax.random.normal(jax.random.key(i), (size, size), jnp.float32) for i in (0, 1))
   matmul = jax.jit(jnp.matmul)
-  return {'size': size}, lambda: matmul(a, b), jax.block_until_ready, 2 * size ** 3
+  return {'size': size}, lambda: matmul(a, b), jax.block_until_ready, 2 * size**3
 
 
 def verify(batch):
@@ -177,6 +224,7 @@ def verify(batch):
   from bench import keras_dcgan  # pylint: disable=g-import-not-at-top
   from bench import torch_dcgan  # pylint: disable=g-import-not-at-top
   from gan_jax import gan as gan_lib  # pylint: disable=g-import-not-at-top
+
   gan = gan_lib.build(common.load_config('mnist_dcgan'), (28, 28, 1), 10)
   state = gan.init(jax.random.key(0))
   tm, km = torch_dcgan.TorchDCGAN(), keras_dcgan.KerasDCGAN()
@@ -194,12 +242,20 @@ def verify(batch):
   z = np.asarray(jax.random.normal(jax.random.key(5), (batch, 100)))
   real = images[0]['image'].astype(np.float32) * (2 / 255) - 1
   with torch.no_grad():
-    check('G forward (train-mode BN)', 2e-4,
-          gan.generate(state.g_params, state.g_stats, z, None, train=True)[0],
-          tm.G(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy(), km.G(z, training=True))
-    check('D forward', 1e-4, gan.discriminate(state.d_params, state.d_stats, real, None, True)[0],
-          tm.D(torch.from_numpy(real).permute(0, 3, 1, 2)).numpy(),
-          np.asarray(km.D(real, training=True))[:, 0])
+    check(
+      'G forward (train-mode BN)',
+      2e-4,
+      gan.generate(state.g_params, state.g_stats, z, None, train=True)[0],
+      tm.G(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy(),
+      km.G(z, training=True),
+    )
+    check(
+      'D forward',
+      1e-4,
+      gan.discriminate(state.d_params, state.d_stats, real, None, True)[0],
+      tm.D(torch.from_numpy(real).permute(0, 3, 1, 2)).numpy(),
+      np.asarray(km.D(real, training=True))[:, 0],
+    )
   key, history = jax.random.key(1), {'jax': [], 'torch': [], 'keras': []}
   step = jax.jit(lambda s, b: gan_lib.train_step(gan, s, b, key))
   for i in range(3):  # train_step's noise: rngs[0] for D's update, rngs[3] for G's.
@@ -207,23 +263,35 @@ def verify(batch):
     z1, z2 = (np.asarray(gan.sample_noise(rngs[j], batch)[0]) for j in (0, 3))
     state, metrics = step(state, images[i])
     history['jax'].append({k: float(v) for k, v in metrics.items()})
-    history['torch'].append(tm.step(images[i]['image'], torch.from_numpy(z1),
-                                    torch.from_numpy(z2), metrics=True))
-    history['keras'].append({k: float(v) for k, v in km.step(
-        keras_dcgan.tf.convert_to_tensor(images[i]['image']), z1, z2).items()})
+    history['torch'].append(
+      tm.step(images[i]['image'], torch.from_numpy(z1), torch.from_numpy(z2), metrics=True)
+    )
+    history['keras'].append(
+      {
+        k: float(v)
+        for k, v in km.step(keras_dcgan.tf.convert_to_tensor(images[i]['image']), z1, z2).items()
+      }
+    )
   keys = sorted(history['torch'][0])
-  check('3 train steps, same noise: losses, logits, grad norms', 1e-3,
-        *([[s[k] for k in keys] for s in history[name]] for name in history))
+  check(
+    '3 train steps, same noise: losses, logits, grad norms',
+    1e-3,
+    *([[s[k] for k in keys] for s in history[name]] for name in history),
+  )
   return {'checks': checks, 'history': history}, None, None, 0
 
 
 KINDS = {  # kind: (runner, its options, the worker's extra environment)
-    'jax': (jax_runner, {}, {}), 'torch': (torch_runner, {}, {}),
-    'torch_passive': (torch_runner, {}, {'OMP_WAIT_POLICY': 'PASSIVE'}),
-    'torch_compile': (torch_runner, {'compile': True}, {}), 'keras': (keras_runner, {}, {}),
-    'keras_xla': (keras_runner, {'jit_compile': True}, {}),
-    'pipeline': (pipeline_runner, {}, {}), 'peak': (peak_runner, {}, {}),
-    'verify': (verify, {}, {})}  # Not timed: run first unless --no-verify.
+  'jax': (jax_runner, {}, {}),
+  'torch': (torch_runner, {}, {}),
+  'torch_passive': (torch_runner, {}, {'OMP_WAIT_POLICY': 'PASSIVE'}),
+  'torch_compile': (torch_runner, {'compile': True}, {}),
+  'keras': (keras_runner, {}, {}),
+  'keras_xla': (keras_runner, {'jit_compile': True}, {}),
+  'pipeline': (pipeline_runner, {}, {}),
+  'peak': (peak_runner, {}, {}),
+  'verify': (verify, {}, {}),
+}  # Not timed: run first unless --no-verify.
 
 
 def worker_main(job):
@@ -262,15 +330,25 @@ class Worker:
 
   def __init__(self, job, log):
     self.label = f'jax {job["config"]}' if job['kind'] == 'jax' else job['kind']
-    env = {**os.environ, 'PYTHONPATH': common.REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
-           'TF_CPP_MIN_LOG_LEVEL': os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'),
-           **KINDS[job['kind']][2]}
+    env = {
+      **os.environ,
+      'PYTHONPATH': common.REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
+      'TF_CPP_MIN_LOG_LEVEL': os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'),
+      **KINDS[job['kind']][2],
+    }
     log.write(f'\n===== worker {json.dumps(job)} =====\n')
     log.flush()
     t = time.perf_counter()
     self.proc = subprocess.Popen(
-        [sys.executable, '-m', 'bench.train_step', '--worker', json.dumps(job)], cwd=common.REPO,
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+      [sys.executable, '-m', 'bench.train_step', '--worker', json.dumps(job)],
+      cwd=common.REPO,
+      env=env,
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      stderr=log,
+      text=True,
+      bufsize=1,
+    )
     reply = self._read()
     self.ready_s = time.perf_counter() - t  # Process start to first step done.
     self.error, self.info = reply.get('error'), reply.get('info', {})
@@ -311,9 +389,16 @@ def time_batch(batch, kinds, specs, timing, log):
   for job in jobs + [{'kind': k, 'batch': batch} for k in kinds if k != 'jax']:
     w = Worker(job, log)
     workers.append(w)
-    print(f'  {w.label:<28} ' + (f'ERROR {w.error}' if w.error else f'first step '
-          f'{fmt(w.info.get("first_step_s"))} s, process start to ready {w.ready_s:.1f} s'),
-          flush=True)
+    print(
+      f'  {w.label:<28} '
+      + (
+        f'ERROR {w.error}'
+        if w.error
+        else f'first step '
+        f'{fmt(w.info.get("first_step_s"))} s, process start to ready {w.ready_s:.1f} s'
+      ),
+      flush=True,
+    )
   rates, errors = common.round_robin({w.label: w.run for w in workers if not w.error}, *timing)
   runs = {}
   print(f'\n  {"run":<28}{"median":>12}  {"min/med":>8}{"max/med":>8}')
@@ -322,10 +407,22 @@ def time_batch(batch, kinds, specs, timing, log):
     error = w.error or errors.get(w.label)
     med, spread = (None, None) if error else common.median_spread(rates[w.label])
     unit, scale = ('GFLOP/s', 1e-9) if w.label == 'peak' else ('images/s', 1.0)
-    runs[w.label] = {'rate': med, 'unit': unit, 'repeats': rates.get(w.label), 'spread': spread,
-                     'info': w.info, 'error': error}
-    print(f'  {w.label:<28}' + (f'{"null":>12}  ({error})' if error else
-                                f'{med * scale:12.1f}  {spread[0]:8.2f}{spread[1]:8.2f}  {unit}'))
+    runs[w.label] = {
+      'rate': med,
+      'unit': unit,
+      'repeats': rates.get(w.label),
+      'spread': spread,
+      'info': w.info,
+      'error': error,
+    }
+    print(
+      f'  {w.label:<28}'
+      + (
+        f'{"null":>12}  ({error})'
+        if error
+        else f'{med * scale:12.1f}  {spread[0]:8.2f}{spread[1]:8.2f}  {unit}'
+      )
+    )
   rate = lambda label: (runs.get(label) or {}).get('rate')
   ratio = lambda a, b: a / b if a and b else None
   row = {'batch': batch, 'load_avg': os.getloadavg()[0], 'runs': runs, 'jax': {}}
@@ -333,21 +430,29 @@ def time_batch(batch, kinds, specs, timing, log):
     img_s, info = rate(f'jax {job["config"]}'), runs[f'jax {job["config"]}']['info']
     flops, same = info.get('analytic_flops_per_step'), info.get('same_model_as_torch')
     j = row['jax'][job['config']] = {
-        'img_s': img_s, 'first_step_s': info.get('first_step_s'),
-        'compile_s': info.get('compile_s'), 'xla_flops_per_step': info.get('xla_flops_per_step'),
-        'analytic_flops_per_step': flops,
-        'mfu': ratio(img_s and flops and img_s / batch * flops, rate('peak')),
-        'over_torch': ratio(img_s, rate('torch')) if same else None,
-        'over_keras': ratio(img_s, rate('keras')) if same else None,
-        'pipeline_over_training': ratio(rate('pipeline'), img_s)}
+      'img_s': img_s,
+      'first_step_s': info.get('first_step_s'),
+      'compile_s': info.get('compile_s'),
+      'xla_flops_per_step': info.get('xla_flops_per_step'),
+      'analytic_flops_per_step': flops,
+      'mfu': ratio(img_s and flops and img_s / batch * flops, rate('peak')),
+      'over_torch': ratio(img_s, rate('torch')) if same else None,
+      'over_keras': ratio(img_s, rate('keras')) if same else None,
+      'pipeline_over_training': ratio(rate('pipeline'), img_s),
+    }
     gflop = lambda x: fmt(x and x / 1e9, '.2f')
-    print(f'  jax {job["config"]}: {fmt(img_s)} img/s, first step {fmt(j["first_step_s"])} s '
-          f'(compiling {fmt(j["compile_s"])} s), GFLOP/step analytic '
-          f'{gflop(flops)} XLA {gflop(j["xla_flops_per_step"])}, MFU '
-          f'{fmt(j["mfu"] and 100 * j["mfu"])}%, pipeline/training '
-          f'{fmt(j["pipeline_over_training"])}x' + (
-              f', jax/torch {fmt(j["over_torch"], ".2f")}, jax/keras '
-              f'{fmt(j["over_keras"], ".2f")}' if same else ' (not the torch/Keras model)'))
+    print(
+      f'  jax {job["config"]}: {fmt(img_s)} img/s, first step {fmt(j["first_step_s"])} s '
+      f'(compiling {fmt(j["compile_s"])} s), GFLOP/step analytic '
+      f'{gflop(flops)} XLA {gflop(j["xla_flops_per_step"])}, MFU '
+      f'{fmt(j["mfu"] and 100 * j["mfu"])}%, pipeline/training '
+      f'{fmt(j["pipeline_over_training"])}x'
+      + (
+        f', jax/torch {fmt(j["over_torch"], ".2f")}, jax/keras {fmt(j["over_keras"], ".2f")}'
+        if same
+        else ' (not the torch/Keras model)'
+      )
+    )
   return row
 
 
@@ -356,8 +461,12 @@ def main(argv=None):
   add = parser.add_argument
   add('--batches', help='comma-separated batch sizes (default 64,256; 64 with --quick)')
   add('--configs', default='mnist_dcgan', help='comma-separated run specs for the jax kind')
-  add('--kinds', default=DEFAULT_KINDS, help=f'comma-separated, of '
-      f'{", ".join(k for k in KINDS if k != "verify")} (default {DEFAULT_KINDS})')
+  add(
+    '--kinds',
+    default=DEFAULT_KINDS,
+    help=f'comma-separated, of '
+    f'{", ".join(k for k in KINDS if k != "verify")} (default {DEFAULT_KINDS})',
+  )
   add('--repeats', type=int, help='timed repeats (default 5; 2 with --quick)')
   add('--seconds', type=float, help='seconds per repeat per worker (default 2; 0.4 --quick)')
   add('--quick', action='store_true', help='batch 64, 2 repeats of ~0.4 s, short warm-up')
@@ -375,13 +484,28 @@ def main(argv=None):
       parser.error(f'unknown kind {kind!r}')
   for spec in specs:
     common.load_config(spec)  # A bad spec fails now, not after the other workers.
-  timing = (args.repeats or (2 if args.quick else 5), args.seconds or (0.4 if args.quick else 2.0),
-            0.5 if args.quick else 3.0)  # Repeats, seconds per repeat, warm-up seconds.
-  results = {'cpu': common.cpu_name(), 'batches': {}, 'args': {
-      'batches': batches, 'configs': specs, 'kinds': kinds, 'repeats': timing[0],
-      'seconds_per_repeat': timing[1], 'load_avg_start': os.getloadavg()[0]}}
-  print(f'gan_jax train step on {results["cpu"]}: {timing[0]} repeats of ~{timing[1]:g} s, '
-        f'load average {os.getloadavg()[0]:.1f}; worker log {args.log}', flush=True)
+  timing = (
+    args.repeats or (2 if args.quick else 5),
+    args.seconds or (0.4 if args.quick else 2.0),
+    0.5 if args.quick else 3.0,
+  )  # Repeats, seconds per repeat, warm-up seconds.
+  results = {
+    'cpu': common.cpu_name(),
+    'batches': {},
+    'args': {
+      'batches': batches,
+      'configs': specs,
+      'kinds': kinds,
+      'repeats': timing[0],
+      'seconds_per_repeat': timing[1],
+      'load_avg_start': os.getloadavg()[0],
+    },
+  }
+  print(
+    f'gan_jax train step on {results["cpu"]}: {timing[0]} repeats of ~{timing[1]:g} s, '
+    f'load average {os.getloadavg()[0]:.1f}; worker log {args.log}',
+    flush=True,
+  )
   with open(args.log, 'w') as log:
     if not args.no_verify:
       print('\n== Same model? gan_jax initial weights in torch and Keras ==', flush=True)
@@ -389,8 +513,10 @@ def main(argv=None):
       w.close()
       results['verify'] = w.info or {'error': w.error}
       for c in w.info.get('checks', []):
-        print(f'  [{"ok" if c["ok"] else "FAIL"}] {c["check"]}: max relative error torch '
-              f'{c["max_rel_err"][0]:.1e}, keras {c["max_rel_err"][1]:.1e}')
+        print(
+          f'  [{"ok" if c["ok"] else "FAIL"}] {c["check"]}: max relative error torch '
+          f'{c["max_rel_err"][0]:.1e}, keras {c["max_rel_err"][1]:.1e}'
+        )
       print(f'  could not run: {w.error}' if w.error else '', end='')
     for batch in batches:
       results['batches'][str(batch)] = time_batch(batch, kinds, specs, timing, log)

@@ -10,4 +10,6 @@ from configs import common
 
 def get_config(variant: str | None = None):
   config = common.classifier_config('tfds:cifar10', num_epochs=10, train_size=50000)
-  return common.select_variant(config, 'cifar10_classifier', variant, shrink=common.smoke_classifier)
+  return common.select_variant(
+    config, 'cifar10_classifier', variant, shrink=common.smoke_classifier
+  )

@@ -26,5 +26,6 @@ def get_config(variant: str | None = None):
   config.train.ema_decay = 0.9999
   config.train.eval_every = 5000
   config.train.checkpoint_every = 5000
-  return common.select_variant(config, 'cifar10_r3gan', variant, model__g_width=8,
-                               model__d_width=8, schedule__steps=6)
+  return common.select_variant(
+    config, 'cifar10_r3gan', variant, model__g_width=8, model__d_width=8, schedule__steps=6
+  )

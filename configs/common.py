@@ -53,7 +53,8 @@ def gan_config() -> ml_collections.ConfigDict:
   # `learning_rate_final` x, r1/r2 gamma to `gamma_final` x, and Adam's beta2 rises from
   # `b2_start` to optim.*.b2 (0 = no ramp).
   config.schedule = ml_collections.ConfigDict(
-      dict(steps=0, learning_rate_final=1.0, gamma_final=1.0, b2_start=0.0))
+    dict(steps=0, learning_rate_final=1.0, gamma_final=1.0, b2_start=0.0)
+  )
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 2000  # About 5 minutes on 2 CPU cores.
@@ -84,8 +85,9 @@ def gan_config() -> ml_collections.ConfigDict:
   return config
 
 
-def r3gan_recipe(config: ml_collections.ConfigDict, gamma: float,
-                 schedule_steps: int) -> ml_collections.ConfigDict:
+def r3gan_recipe(
+  config: ml_collections.ConfigDict, gamma: float, schedule_steps: int
+) -> ml_collections.ConfigDict:
   """R3GAN's training recipe (Huang et al. 2024) on any model: the relativistic pairing loss
   with R1 + R2 (both gamma), Adam with beta1 = 0, and cosine ramps over `schedule_steps` as in
   the paper's code: lr 2e-4 -> 5e-5, gamma -> gamma / 10, beta2 0.9 -> 0.99."""
@@ -100,20 +102,28 @@ def r3gan_recipe(config: ml_collections.ConfigDict, gamma: float,
   return config
 
 
-def r3gan_model(config: ml_collections.ConfigDict, width: int, blocks_per_stage: int,
-                group_size: int, expansion: int = 2) -> ml_collections.ConfigDict:
+def r3gan_model(
+  config: ml_collections.ConfigDict,
+  width: int,
+  blocks_per_stage: int,
+  group_size: int,
+  expansion: int = 2,
+) -> ml_collections.ConfigDict:
   """R3GAN's ResNet for G and D, one `width` at every stage (gan_jax/models/r3gan.py)."""
   config.model.generator = config.model.discriminator = 'r3gan'
   config.model.g_width = config.model.d_width = width
   config.model.latent_dim = 64  # The paper's noise dimension.
-  config.model.r3gan = ml_collections.ConfigDict(dict(
-      blocks_per_stage=blocks_per_stage, expansion=expansion, group_size=group_size,
-      stage_widths=()))  # () = `width` at every stage; else one width per stage, smallest first.
+  config.model.r3gan = ml_collections.ConfigDict(
+    dict(
+      blocks_per_stage=blocks_per_stage, expansion=expansion, group_size=group_size, stage_widths=()
+    )
+  )  # () = `width` at every stage; else one width per stage, smallest first.
   return config
 
 
-def classifier_config(source: str, num_epochs: int, train_size: int,
-                      batch_size: int = 128) -> ml_collections.ConfigDict:
+def classifier_config(
+  source: str, num_epochs: int, train_size: int, batch_size: int = 128
+) -> ml_collections.ConfigDict:
   """The article's CNN recipe: Adam (1e-3, Keras' default), cross-entropy, batch 128."""
   config = ml_collections.ConfigDict()
   config.experiment = 'classifier'
@@ -165,8 +175,9 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
-def select_variant(config: ml_collections.ConfigDict, name: str, variant: str | None,
-                   shrink=smoke, **smoke_overrides) -> ml_collections.ConfigDict:
+def select_variant(
+  config: ml_collections.ConfigDict, name: str, variant: str | None, shrink=smoke, **smoke_overrides
+) -> ml_collections.ConfigDict:
   """`config` as is (no variant), or shrunk by `shrink` for 'smoke', then `smoke_overrides`
   applied (dotted keys with '__' for '.', e.g. model__g_width=4); another name is an error."""
   if variant == 'smoke':

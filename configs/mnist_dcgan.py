@@ -1,7 +1,7 @@
 """DCGAN on the 4,000 embedded MNIST training digits (offline).
 
-  python launch.py --config=configs/mnist_dcgan.py --workdir=runs/mnist_dcgan
-  python launch.py --config=configs/mnist_dcgan.py:smoke --workdir=/tmp/smoke   # seconds
+python launch.py --config=configs/mnist_dcgan.py --workdir=runs/mnist_dcgan
+python launch.py --config=configs/mnist_dcgan.py:smoke --workdir=/tmp/smoke   # seconds
 """
 
 from configs import common

@@ -22,5 +22,6 @@ def get_config(variant: str | None = None):
   # 16.2 against 37.4 (README, Time to quality).
   config.train.batch_size = 32
   config.train.num_steps = 5500  # About 300 s on 2 cores (5,540 steps in the timed run).
-  return common.select_variant(config, 'mnist_fast', variant, eval__num_grid_samples=20,
-                               loss__penalty_every=2)
+  return common.select_variant(
+    config, 'mnist_fast', variant, eval__num_grid_samples=20, loss__penalty_every=2
+  )

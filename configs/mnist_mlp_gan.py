@@ -1,6 +1,6 @@
 """The article's GAN: a dense-then-conv generator from 100-d noise, trained correctly.
 
-  python launch.py --config=configs/mnist_mlp_gan.py --workdir=runs/mnist_mlp_gan
+python launch.py --config=configs/mnist_mlp_gan.py --workdir=runs/mnist_mlp_gan
 """
 
 from configs import common

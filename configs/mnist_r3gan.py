@@ -23,5 +23,11 @@ def get_config(variant: str | None = None):
   config.loss.penalty_every = 8
   config.train.num_steps = steps
   config.train.batch_size = 32  # Same images/s as 64 on 2 cores, twice the updates.
-  return common.select_variant(config, 'mnist_r3gan', variant, schedule__steps=6,
-                               loss__penalty_every=2, model__r3gan__group_size=4)
+  return common.select_variant(
+    config,
+    'mnist_r3gan',
+    variant,
+    schedule__steps=6,
+    loss__penalty_every=2,
+    model__r3gan__group_size=4,
+  )

@@ -20,5 +20,6 @@ def get_config(variant: str | None = None):
   common.r3gan_recipe(config, gamma=0.1, schedule_steps=steps)
   config.loss.penalty_every = 8
   config.train.num_steps = steps
-  return common.select_variant(config, 'mnist_rpgan', variant, schedule__steps=6,
-                               loss__penalty_every=2)
+  return common.select_variant(
+    config, 'mnist_rpgan', variant, schedule__steps=6, loss__penalty_every=2
+  )

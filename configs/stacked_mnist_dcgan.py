@@ -23,5 +23,6 @@ def stacked_mnist(config):
 def get_config(variant: str | None = None):
   config = stacked_mnist(common.gan_config())
   config.train.num_steps = 6000
-  return common.select_variant(config, 'stacked_mnist_dcgan', variant,
-                               data__stacked_size=256, eval__num_samples=64)
+  return common.select_variant(
+    config, 'stacked_mnist_dcgan', variant, data__stacked_size=256, eval__num_samples=64
+  )

@@ -14,6 +14,13 @@ from configs import stacked_mnist_dcgan
 
 def get_config(variant: str | None = None):
   config = stacked_mnist_dcgan.stacked_mnist(mnist_r3gan.get_config())
-  return common.select_variant(config, 'stacked_mnist_r3gan', variant, schedule__steps=6,
-                               loss__penalty_every=2, model__r3gan__group_size=4,
-                               data__stacked_size=256, eval__num_samples=64)
+  return common.select_variant(
+    config,
+    'stacked_mnist_r3gan',
+    variant,
+    schedule__steps=6,
+    loss__penalty_every=2,
+    model__r3gan__group_size=4,
+    data__stacked_size=256,
+    eval__num_samples=64,
+  )

@@ -32,27 +32,27 @@ stays inside).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import functools
-from typing import Callable
 
 import jax
-import jax.numpy as jnp
 from jax import lax
+import jax.numpy as jnp
 
 Array = jax.Array
 
 __all__ = [
-    'diff_augment',
-    'rand_brightness',
-    'rand_saturation',
-    'rand_contrast',
-    'rand_color',
-    'rand_translation',
-    'rand_cutout',
-    'VALID_POLICIES',
-    'BRIGHTNESS_MAX',
-    'TRANSLATION_RATIO',
-    'CUTOUT_RATIO',
+  'diff_augment',
+  'rand_brightness',
+  'rand_saturation',
+  'rand_contrast',
+  'rand_color',
+  'rand_translation',
+  'rand_cutout',
+  'VALID_POLICIES',
+  'BRIGHTNESS_MAX',
+  'TRANSLATION_RATIO',
+  'CUTOUT_RATIO',
 ]
 
 BRIGHTNESS_MAX = 0.5  # brightness offset ~ U(-BRIGHTNESS_MAX, BRIGHTNESS_MAX)
@@ -138,21 +138,21 @@ def rand_cutout(x: Array, rng: Array, ratio: float = CUTOUT_RATIO) -> Array:
 
 
 _AUGMENT_FNS: dict[str, Callable[[Array, Array], Array]] = {
-    'color': rand_color,
-    'translation': rand_translation,
-    'cutout': rand_cutout,
+  'color': rand_color,
+  'translation': rand_translation,
+  'cutout': rand_cutout,
 }
 VALID_POLICIES: tuple[str, ...] = tuple(_AUGMENT_FNS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse_policy(policy: str) -> tuple[str, ...]:
   names = tuple(p.strip() for p in policy.split(',') if p.strip())
   for name in names:
     if name not in _AUGMENT_FNS:
       raise ValueError(
-          f'unknown DiffAugment policy {name!r}: choose from '
-          f'{", ".join(VALID_POLICIES)} (comma-separated)'
+        f'unknown DiffAugment policy {name!r}: choose from '
+        f'{", ".join(VALID_POLICIES)} (comma-separated)'
       )
   return names
 

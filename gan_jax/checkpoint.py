@@ -29,12 +29,13 @@ class Checkpointer:
   def __init__(self, directory: str, max_to_keep: int = 3):
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
-        self.directory,
-        # Synchronous saves: a failure (e.g. a full disk) surfaces at the step that caused it.
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                             enable_async_checkpointing=False),
-        item_handlers={'state': ocp.StandardCheckpointHandler(),
-                       'data': ocp.JsonCheckpointHandler()})
+      self.directory,
+      # Synchronous saves: a failure (e.g. a full disk) surfaces at the step that caused it.
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+      ),
+      item_handlers={'state': ocp.StandardCheckpointHandler(), 'data': ocp.JsonCheckpointHandler()},
+    )
 
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -44,15 +45,24 @@ class Checkpointer:
     needed = sum(x.nbytes for x in jax.tree.leaves(state))
     free = _free_bytes(self.directory)
     if free < needed:  # Fail before writing rather than midway through tensorstore's writes.
-      raise OSError(errno.ENOSPC, f'{os.strerror(errno.ENOSPC)}: the checkpoint needs about '
-                    f'{needed / 2**20:.1f} MiB, {self.directory} has {free / 2**20:.1f} MiB free')
+      raise OSError(
+        errno.ENOSPC,
+        f'{os.strerror(errno.ENOSPC)}: the checkpoint needs about '
+        f'{needed / 2**20:.1f} MiB, {self.directory} has {free / 2**20:.1f} MiB free',
+      )
     try:
-      self._manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_position)), force=True)
+      self._manager.save(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_position)
+        ),
+        force=True,
+      )
     except Exception as e:
       if jax.process_index() == 0:  # Free the space; orbax would only remove it on a retry.
-        shutil.rmtree(os.path.join(self.directory, f'{step}.orbax-checkpoint-tmp'),
-                      ignore_errors=True)
+        shutil.rmtree(
+          os.path.join(self.directory, f'{step}.orbax-checkpoint-tmp'), ignore_errors=True
+        )
       if isinstance(e, OSError):
         raise
       # Tensorstore reports I/O failures as ValueError("... [os_error_code='28']").
@@ -67,8 +77,9 @@ class Checkpointer:
     if saved != wanted:
       differing = sorted(set(saved.items()) ^ set(wanted.items()))[0][0]
       raise UserError(
-          f'the checkpoint at step {step} in {self.directory} holds a different model '
-          f'({differing} differs from this config); refusing to overwrite it: use a new --workdir')
+        f'the checkpoint at step {step} in {self.directory} holds a different model '
+        f'({differing} differs from this config); refusing to overwrite it: use a new --workdir'
+      )
 
   def restore(self, abstract_state, log=print, set_aside_unreadable: bool = False):
     """The newest readable checkpoint as `(step, state, data_position)`, or None if none.
@@ -80,8 +91,12 @@ class Checkpointer:
     for i, step in reversed(list(enumerate(steps))):
       try:
         self._check_matches(step, abstract_state)
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+        restored = self._manager.restore(
+          step,
+          args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+          ),
+        )
       except UserError:
         raise
       except Exception as e:  # Orbax/tensorstore raise many types for unreadable data.
@@ -127,10 +142,14 @@ def _free_bytes(directory: str) -> int:
 
 
 def abstract_with_sharding(abstract_state, shardings):
-  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                      abstract_state, shardings)
+  return jax.tree.map(
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, shardings
+  )
 
 
 def all_finite(tree) -> bool:
-  return all(bool(np.all(np.isfinite(x))) for x in jax.tree.leaves(jax.device_get(tree))
-             if np.issubdtype(np.asarray(x).dtype, np.floating))
+  return all(
+    bool(np.all(np.isfinite(x)))
+    for x in jax.tree.leaves(jax.device_get(tree))
+    if np.issubdtype(np.asarray(x).dtype, np.floating)
+  )

@@ -42,8 +42,9 @@ def train_step(model, tx, state: ClassifierState, batch, key):
 
   (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  new_state = ClassifierState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              opt_state=opt_state)
+  new_state = ClassifierState(
+    step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
+  )
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
   return new_state, {'loss': loss, 'accuracy': accuracy, 'grad_norm': optax.tree.norm(grads)}
 
@@ -59,7 +60,7 @@ def predict_all(model, params, images: np.ndarray, batch_size: int = 500):
   """Probabilities and features of uint8 or float images, in batches, as numpy."""
   probs, feats = [], []
   for i in range(0, len(images), batch_size):
-    chunk = images[i:i + batch_size]
+    chunk = images[i : i + batch_size]
     if chunk.dtype == np.uint8:
       chunk = data.to_float(chunk)
     p, f = jax.device_get(predict(model, params, jnp.asarray(chunk)))
@@ -97,8 +98,9 @@ class Experiment:
 
   def init(self, rng) -> ClassifierState:
     params = self.model.init(rng, jnp.zeros((1, *self.image_shape)), train=False)['params']
-    return ClassifierState(step=jnp.zeros((), jnp.int32), params=params,
-                           opt_state=self.tx.init(params))
+    return ClassifierState(
+      step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params)
+    )
 
   def evaluate(self, state, step):
     del step

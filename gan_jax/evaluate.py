@@ -44,8 +44,10 @@ class Judge:
 
   def score(self, gan, state, eval_config, data_config) -> dict:
     """All metrics of the generator in `state`, with what they were measured against."""
-    return {**judge_generator(self, gan, state, eval_config, data_config),
-            **provenance(self, eval_config)}
+    return {
+      **judge_generator(self, gan, state, eval_config, data_config),
+      **provenance(self, eval_config),
+    }
 
 
 def load_judge(classifier_workdir: str) -> Judge:
@@ -53,8 +55,10 @@ def load_judge(classifier_workdir: str) -> Judge:
   workdir = os.path.abspath(classifier_workdir)
   path = os.path.join(workdir, 'config.json')
   if not os.path.isfile(path):
-    raise UserError(f'no classifier run in {workdir!r} (no config.json): train one with '
-                    'configs/mnist_classifier.py first')
+    raise UserError(
+      f'no classifier run in {workdir!r} (no config.json): train one with '
+      'configs/mnist_classifier.py first'
+    )
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
   if config.get('experiment') != 'classifier':
@@ -85,14 +89,17 @@ def _all_images(source):
   if isinstance(source, data.ArraySource):
     return source.images, source.labels
   examples = [source[i] for i in range(len(source))]
-  return (np.stack([e['image'] for e in examples]),
-          np.array([e['label'] for e in examples], np.int32))
+  return (
+    np.stack([e['image'] for e in examples]),
+    np.array([e['label'] for e in examples], np.int32),
+  )
 
 
 def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:
   """All metrics of the generator in `state`, with what they were measured against."""
-  images, labels = generate.generate_images(gan, state, eval_config.num_samples, eval_config.sample_seed,
-                                   eval_config.truncation)
+  images, labels = generate.generate_images(
+    gan, state, eval_config.num_samples, eval_config.sample_seed, eval_config.truncation
+  )
   return judge_images(judge, images, eval_config, data_config, labels, gan.num_classes)
 
 
@@ -105,22 +112,26 @@ def stacked_mode_metrics(judge: Judge, images) -> dict:
   images = np.asarray(images)
   per_digit = images.transpose(0, 3, 1, 2).reshape(-1, *images.shape[1:3], 1)
   probs, _ = judge.predict(per_digit)
-  return metrics.mode_coverage(metrics.stacked_modes(probs, images.shape[-1]),
-                               10 ** images.shape[-1])
+  return metrics.mode_coverage(
+    metrics.stacked_modes(probs, images.shape[-1]), 10 ** images.shape[-1]
+  )
 
 
-def judge_images(judge: Judge, images, eval_config, data_config, labels=None,
-                 num_classes: int = 0) -> dict:
+def judge_images(
+  judge: Judge, images, eval_config, data_config, labels=None, num_classes: int = 0
+) -> dict:
   """All metrics of generated uint8 `images` (from any generator, e.g. another framework's),
   with per-class accuracy when the `labels` they were asked for are given. Stacked MNIST is
   judged by its mode coverage (`stacked_mode_metrics`)."""
   if data_config.source == STACKED:
     return stacked_mode_metrics(judge, images)
-  real, _, _ = reference_features(judge, data_config.source, eval_config.reference_split,
-                                  data_config)
+  real, _, _ = reference_features(
+    judge, data_config.source, eval_config.reference_split, data_config
+  )
   probs, features = judge.predict(images)
-  result = metrics.summary(real, features, probs, kid_subset_size=min(1000, len(real)),
-                           seed=eval_config.sample_seed)
+  result = metrics.summary(
+    real, features, probs, kid_subset_size=min(1000, len(real)), seed=eval_config.sample_seed
+  )
   if labels is not None:
     overall, per_class = metrics.class_accuracy(probs, labels, num_classes)
     result['class_accuracy'] = overall
@@ -134,27 +145,43 @@ def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
     held = data.load(STACKED, eval_config.floor_split, data_config)
     count = min(eval_config.num_samples, len(held))
     return stacked_mode_metrics(judge, np.stack([held[i]['image'] for i in range(count)]))
-  real, _, _ = reference_features(judge, data_config.source, eval_config.reference_split,
-                                  data_config)
-  held, probs, _ = reference_features(judge, data_config.source, eval_config.floor_split,
-                                      data_config)
+  real, _, _ = reference_features(
+    judge, data_config.source, eval_config.reference_split, data_config
+  )
+  held, probs, _ = reference_features(
+    judge, data_config.source, eval_config.floor_split, data_config
+  )
   # A seeded shuffle first: splits may be stored in class order, and a prefix (or the IS
   # analogue's consecutive splits) of class-ordered data would measure a few classes only.
   order = np.random.default_rng(eval_config.sample_seed).permutation(len(held))
-  keep = order[:eval_config.num_samples]
+  keep = order[: eval_config.num_samples]
   held, probs = held[keep], probs[keep]
-  return metrics.summary(real, held, probs, kid_subset_size=min(1000, len(real), len(held)),
-                         seed=eval_config.sample_seed)
+  return metrics.summary(
+    real, held, probs, kid_subset_size=min(1000, len(real), len(held)), seed=eval_config.sample_seed
+  )
 
 
 def provenance(judge: Judge, eval_config) -> dict:
-  return {'eval_classifier': judge.name, 'eval_reference_split': eval_config.reference_split,
-          'eval_num_samples': int(eval_config.num_samples),
-          'eval_truncation': float(eval_config.truncation)}
+  return {
+    'eval_classifier': judge.name,
+    'eval_reference_split': eval_config.reference_split,
+    'eval_num_samples': int(eval_config.num_samples),
+    'eval_truncation': float(eval_config.truncation),
+  }
 
 
-HEADLINE = ('fid', 'kid', 'is', 'precision', 'recall', 'density', 'coverage', 'class_accuracy',
-            'modes', 'mode_kl')
+HEADLINE = (
+  'fid',
+  'kid',
+  'is',
+  'precision',
+  'recall',
+  'density',
+  'coverage',
+  'class_accuracy',
+  'modes',
+  'mode_kl',
+)
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -164,31 +191,43 @@ def table(rows: dict[str, dict]) -> str:
   cells = {c: max(12, len(c) + 2) for c in columns}
   lines = [' ' * width + ''.join(f'{c:>{cells[c]}}' for c in columns)]
   for name, row in rows.items():
-    lines.append(f'{name:<{width}}' + ''.join(
-        f'{row[c]:>{cells[c]}.4f}' if c in row else f'{"-":>{cells[c]}}' for c in columns))
+    lines.append(
+      f'{name:<{width}}'
+      + ''.join(f'{row[c]:>{cells[c]}.4f}' if c in row else f'{"-":>{cells[c]}}' for c in columns)
+    )
   return '\n'.join(lines)
 
 
 def run_eval(config, workdir: str) -> dict:
   """--mode=eval: judges the latest checkpoint in `workdir`; logs, prints and returns metrics."""
   if not config.eval.classifier_workdir:
-    raise UserError('--mode=eval needs a judge: set --config.eval.classifier_workdir to a '
-                    'trained classifier run (configs/mnist_classifier.py)')
+    raise UserError(
+      '--mode=eval needs a judge: set --config.eval.classifier_workdir to a '
+      'trained classifier run (configs/mnist_classifier.py)'
+    )
   experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
   if config.experiment != 'gan':
-    accuracy, loss = classifier_lib.evaluate_accuracy(experiment.model, state.params, experiment.test_source)
+    accuracy, loss = classifier_lib.evaluate_accuracy(
+      experiment.model, state.params, experiment.test_source
+    )
     result = {'test_accuracy': accuracy, 'test_loss': loss}
     print(f'step {step}: test accuracy {accuracy:.4f}, test loss {loss:.4f}')
   else:
     judge = load_judge(config.eval.classifier_workdir)
     result = judge.score(experiment.gan, state, config.eval, config.data)
     floor = real_data_floor(judge, config.eval, config.data)
-    print(f'classifier-feature metrics at step {step} ({judge.name}, '
-          f'{config.eval.num_samples} samples vs the {config.eval.reference_split} split):')
+    print(
+      f'classifier-feature metrics at step {step} ({judge.name}, '
+      f'{config.eval.num_samples} samples vs the {config.eval.reference_split} split):'
+    )
     print(table({'generator': result, f'real {config.eval.floor_split} split': floor}))
     if 'class_accuracy' in result:
-      print('class accuracy per requested class: ' + ', '.join(
-          f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in range(experiment.gan.num_classes)))
+      print(
+        'class accuracy per requested class: '
+        + ', '.join(
+          f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in range(experiment.gan.num_classes)
+        )
+      )
     result.update({f'floor_{k}': v for k, v in floor.items()})
   if jax.process_index() == 0:
     writer = writers.MetricWriter(os.path.abspath(workdir))

@@ -7,9 +7,10 @@ An experiment (`gan.Experiment`, `classifier.Experiment`) is built from a `Run` 
 `evaluate(state, step) -> (scalars, images)` and optionally `step_options(step) -> dict`.
 """
 
+from collections.abc import Callable
 import dataclasses
 import os
-from typing import Any, Callable
+from typing import Any
 
 import jax
 
@@ -39,17 +40,28 @@ class Run:
 def check_numbers(config) -> None:
   """Refuses step counts, intervals, sizes and rates that make no sense, before anything runs
   (each a one-line UserError naming the field)."""
-  train, at_least_one = config.train, ('num_steps', 'batch_size', 'log_every', 'eval_every',
-                                       'checkpoint_every', 'checkpoints_to_keep')
+  train, at_least_one = (
+    config.train,
+    (
+      'num_steps',
+      'batch_size',
+      'log_every',
+      'eval_every',
+      'checkpoint_every',
+      'checkpoints_to_keep',
+    ),
+  )
   for name in at_least_one:
     if name in train and train[name] < 1:
       raise UserError(f'config.train.{name} must be >= 1, got {train[name]}')
   if train.get('time_budget_s', 0.0) < 0:
-    raise UserError(f'config.train.time_budget_s must be >= 0 (0 = none), got '
-                    f'{train.time_budget_s}')
+    raise UserError(
+      f'config.train.time_budget_s must be >= 0 (0 = none), got {train.time_budget_s}'
+    )
   if train.get('progress_every_secs', 0.0) < 0:
-    raise UserError(f'config.train.progress_every_secs must be >= 0, got '
-                    f'{train.progress_every_secs}')
+    raise UserError(
+      f'config.train.progress_every_secs must be >= 0, got {train.progress_every_secs}'
+    )
   if 'ema_decay' in train and not 0 <= train.ema_decay < 1:
     raise UserError(f'config.train.ema_decay must be in [0, 1), got {train.ema_decay}')
   eval_config = config.get('eval')
@@ -62,13 +74,11 @@ def check_numbers(config) -> None:
 def experiment_for(config):
   """The experiment class `config.experiment` names."""
   if config.experiment not in EXPERIMENTS:
-    raise UserError(f"unknown experiment '{config.experiment}': choose from "
-                    f'{sorted(EXPERIMENTS)}')
+    raise UserError(f"unknown experiment '{config.experiment}': choose from {sorted(EXPERIMENTS)}")
   return EXPERIMENTS[config.experiment]
 
 
-def setup(config, workdir: str, make_experiment=None, batch_size: int | None = None,
-          judge=None):
+def setup(config, workdir: str, make_experiment=None, batch_size: int | None = None, judge=None):
   """The mesh, data, experiment and the shape and sharding of its state; writes nothing.
 
   A `batch_size` is checked against the mesh first, before any data is read.

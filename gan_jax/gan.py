@@ -70,16 +70,16 @@ class GAN:
     variables = {'params': params, **stats}
     if not train:
       return self.generator.apply(variables, z, labels, train=False), stats
-    images, new_stats = self.generator.apply(variables, z, labels, train=True,
-                                             mutable=list(stats))
+    images, new_stats = self.generator.apply(variables, z, labels, train=True, mutable=list(stats))
     return images, dict(new_stats)
 
   def discriminate(self, params, stats, images, labels, train: bool):
     """(logits (B,), class logits (B, C) for AC-GAN else None, new_stats)."""
     variables = {'params': params, **stats}
     if train and stats:
-      out, new_stats = self.discriminator.apply(variables, images, labels, train=True,
-                                                mutable=list(stats))
+      out, new_stats = self.discriminator.apply(
+        variables, images, labels, train=True, mutable=list(stats)
+      )
       stats = dict(new_stats)
     else:
       out = self.discriminator.apply(variables, images, labels, train=train)
@@ -93,22 +93,30 @@ class GAN:
   def sample_noise(self, rng, batch_size: int):
     z_rng, y_rng = jax.random.split(rng)
     z = jax.random.normal(z_rng, (batch_size, self.latent_dim))
-    labels = (jax.random.randint(y_rng, (batch_size,), 0, self.num_classes)
-              if self.num_classes else None)
+    labels = (
+      jax.random.randint(y_rng, (batch_size,), 0, self.num_classes) if self.num_classes else None
+    )
     return z, labels
 
   def init(self, rng) -> GANState:
     g_rng, d_rng = jax.random.split(rng)
     z, labels = self.sample_noise(g_rng, 2)
     g_vars = dict(self.generator.init(g_rng, z, labels, train=False))
-    d_vars = dict(self.discriminator.init(
-        d_rng, jnp.zeros((2, *self.image_shape)), labels, train=False))
+    d_vars = dict(
+      self.discriminator.init(d_rng, jnp.zeros((2, *self.image_shape)), labels, train=False)
+    )
     g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
-    return GANState(step=jnp.zeros((), jnp.int32),
-                    g_params=g_params, g_stats=g_vars, g_opt=self.g_tx.init(g_params),
-                    d_params=d_params, d_stats=d_vars, d_opt=self.d_tx.init(d_params),
-                    ema_params=jax.tree.map(jnp.copy, g_params),  # Own buffers: donatable.
-                    lecam=regularizers.LeCamState())
+    return GANState(
+      step=jnp.zeros((), jnp.int32),
+      g_params=g_params,
+      g_stats=g_vars,
+      g_opt=self.g_tx.init(g_params),
+      d_params=d_params,
+      d_stats=d_vars,
+      d_opt=self.d_tx.init(d_params),
+      ema_params=jax.tree.map(jnp.copy, g_params),  # Own buffers: donatable.
+      lecam=regularizers.LeCamState(),
+    )
 
   def penalty_due(self, step: int) -> bool:
     """Whether the step numbered `step` (a host int) takes the gradient penalties."""
@@ -129,8 +137,9 @@ def _class_loss(class_logits, labels):
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
 
 
-def train_step(gan: GAN, state: GANState, batch, key,
-               penalize: bool | None = None) -> tuple[GANState, dict]:
+def train_step(
+  gan: GAN, state: GANState, batch, key, penalize: bool | None = None
+) -> tuple[GANState, dict]:
   """One discriminator update, then one generator update through the updated D.
 
   With lazy penalties (`penalty_every` > 1), `penalize` says whether this step takes them; the
@@ -170,7 +179,8 @@ def train_step(gan: GAN, state: GANState, batch, key,
 
   def d_loss_fn(d_params):
     logits, class_logits, d_stats = gan.discriminate(
-        d_params, state.d_stats, gan.augment(both, rngs[1]), both_labels, train=True)
+      d_params, state.d_stats, gan.augment(both, rngs[1]), both_labels, train=True
+    )
     real_logits, fake_logits = jnp.split(logits, 2)
     d_of = lambda x: gan.discriminate(d_params, d_stats, x, real_labels, train=False)[0]
     d_of_fake = lambda x: gan.discriminate(d_params, d_stats, x, fake_labels, train=False)[0]
@@ -178,24 +188,35 @@ def train_step(gan: GAN, state: GANState, batch, key,
     if gan.acgan_weight:
       terms['d_class_loss'] = (gan.acgan_weight, _class_loss(class_logits, both_labels))
     if gan.r1_gamma:
-      terms['r1'] = lazily(gamma_scale * gan.r1_gamma / 2,
-                           lambda: regularizers.r1_penalty(d_of, real))
+      terms['r1'] = lazily(
+        gamma_scale * gan.r1_gamma / 2, lambda: regularizers.r1_penalty(d_of, real)
+      )
     if gan.r2_gamma:
-      terms['r2'] = lazily(gamma_scale * gan.r2_gamma / 2,
-                           lambda: regularizers.r2_penalty(d_of_fake, fake))
+      terms['r2'] = lazily(
+        gamma_scale * gan.r2_gamma / 2, lambda: regularizers.r2_penalty(d_of_fake, fake)
+      )
     if gan.gp_weight:
-      terms['gp'] = lazily(gan.gp_weight,
-                           lambda: regularizers.gradient_penalty(d_of, real, fake, rngs[2]))
+      terms['gp'] = lazily(
+        gan.gp_weight, lambda: regularizers.gradient_penalty(d_of, real, fake, rngs[2])
+      )
     if gan.lecam_weight:
-      terms['lecam'] = (gan.lecam_weight,
-                        regularizers.lecam_penalty(state.lecam, real_logits, fake_logits))
+      terms['lecam'] = (
+        gan.lecam_weight,
+        regularizers.lecam_penalty(state.lecam, real_logits, fake_logits),
+      )
     adversarial = gan.loss.d(real_logits, fake_logits)
     total = adversarial + sum(w * v for w, v in terms.values())
-    return total, (d_stats, real_logits, fake_logits, adversarial,
-                   {k: v for k, (_, v) in terms.items()})
+    return total, (
+      d_stats,
+      real_logits,
+      fake_logits,
+      adversarial,
+      {k: v for k, (_, v) in terms.items()},
+    )
 
   (_, (d_stats, real_logits, fake_logits, d_loss, d_terms)), d_grads = jax.value_and_grad(
-      d_loss_fn, has_aux=True)(state.d_params)
+    d_loss_fn, has_aux=True
+  )(state.d_params)
   d_updates, d_opt = gan.d_tx.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
   lecam = state.lecam
@@ -208,13 +229,14 @@ def train_step(gan: GAN, state: GANState, batch, key,
   paired_real_logits = None
   if gan.loss.paired:  # D(real) under the updated D: a constant for G's gradient.
     paired_real_logits = gan.discriminate(
-        d_params, d_stats, gan.augment(real, jax.random.fold_in(rngs[4], 1)), real_labels,
-        train=False)[0]
+      d_params, d_stats, gan.augment(real, jax.random.fold_in(rngs[4], 1)), real_labels, train=False
+    )[0]
 
   def g_loss_fn(g_params):
     fake, g_stats = gan.generate(g_params, state.g_stats, z, fake_labels, train=True)
     logits, class_logits, _ = gan.discriminate(
-        d_params, d_stats, gan.augment(fake, rngs[4]), fake_labels, train=False)
+      d_params, d_stats, gan.augment(fake, rngs[4]), fake_labels, train=False
+    )
     loss = gan.loss.g(paired_real_logits, logits)
     if gan.acgan_weight:
       loss += gan.acgan_weight * _class_loss(class_logits, fake_labels)
@@ -225,17 +247,28 @@ def train_step(gan: GAN, state: GANState, batch, key,
   g_params = optax.apply_updates(state.g_params, g_updates)
 
   decay = gan.ema_decay_at(state.step)
-  ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
-                            state.ema_params, g_params)
-  new_state = GANState(step=state.step + 1, g_params=g_params, g_stats=g_stats, g_opt=g_opt,
-                       d_params=d_params, d_stats=d_stats, d_opt=d_opt, ema_params=ema_params,
-                       lecam=lecam)
+  ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
+  new_state = GANState(
+    step=state.step + 1,
+    g_params=g_params,
+    g_stats=g_stats,
+    g_opt=g_opt,
+    d_params=d_params,
+    d_stats=d_stats,
+    d_opt=d_opt,
+    ema_params=ema_params,
+    lecam=lecam,
+  )
   if gan.r1_gamma or gan.r2_gamma:
     d_terms['gamma_scale'] = gamma_scale
   metrics = {
-      'd_loss': d_loss, 'g_loss': g_loss, **d_terms,
-      'd_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits),
-      'd_grad_norm': optax.tree.norm(d_grads), 'g_grad_norm': optax.tree.norm(g_grads),
+    'd_loss': d_loss,
+    'g_loss': g_loss,
+    **d_terms,
+    'd_real': jnp.mean(real_logits),
+    'd_fake': jnp.mean(fake_logits),
+    'd_grad_norm': optax.tree.norm(d_grads),
+    'g_grad_norm': optax.tree.norm(g_grads),
   }
   return new_state, metrics
 
@@ -256,8 +289,10 @@ def make_optimizer(optim_config, schedule) -> optax.GradientTransformation:
   if schedule.steps <= 0 or (schedule.learning_rate_final == 1.0 and b2_start == b2):
     return optax.adam(lr, b1=b1, b2=b2)
   return optax.inject_hyperparams(optax.adam)(
-      learning_rate=cosine_ramp(lr, lr * schedule.learning_rate_final, schedule.steps),
-      b1=b1, b2=cosine_ramp(b2_start, b2, schedule.steps))
+    learning_rate=cosine_ramp(lr, lr * schedule.learning_rate_final, schedule.steps),
+    b1=b1,
+    b2=cosine_ramp(b2_start, b2, schedule.steps),
+  )
 
 
 def _check_numbers(config) -> None:
@@ -271,17 +306,22 @@ def _check_numbers(config) -> None:
   if sched.steps < 0:
     raise UserError(f'config.schedule.steps must be >= 0 (0 = constant), got {sched.steps}')
   if sched.learning_rate_final < 0 or sched.gamma_final < 0:
-    raise UserError('config.schedule.learning_rate_final and gamma_final are fractions of the '
-                    f'start values and must be >= 0, got {sched.learning_rate_final} and '
-                    f'{sched.gamma_final}')
+    raise UserError(
+      'config.schedule.learning_rate_final and gamma_final are fractions of the '
+      f'start values and must be >= 0, got {sched.learning_rate_final} and '
+      f'{sched.gamma_final}'
+    )
   if not 0 <= sched.b2_start < 1:
-    raise UserError(f'config.schedule.b2_start must be in [0, 1) (0 = no ramp), got '
-                    f'{sched.b2_start}')
+    raise UserError(
+      f'config.schedule.b2_start must be in [0, 1) (0 = no ramp), got {sched.b2_start}'
+    )
   for net in ('g', 'd'):
     o = config.optim[net]
     if o.learning_rate <= 0 or not 0 <= o.b1 < 1 or not 0 <= o.b2 < 1:
-      raise UserError(f'config.optim.{net}: learning_rate must be > 0 and b1, b2 in [0, 1), '
-                      f'got {o.learning_rate}, {o.b1}, {o.b2}')
+      raise UserError(
+        f'config.optim.{net}: learning_rate must be > 0 and b1, b2 in [0, 1), '
+        f'got {o.learning_rate}, {o.b1}, {o.b2}'
+      )
 
 
 def model_options(model_config, name: str) -> dict:
@@ -302,11 +342,13 @@ def build(config, image_shape, num_classes: int) -> GAN:
   m, loss = config.model, config.loss
   classes = num_classes if m.conditional else 0
   if m.conditional and num_classes < 2:
-    raise UserError(f'a conditional model needs labelled data; {config.data.source} has '
-                    f'{num_classes} class(es)')
+    raise UserError(
+      f'a conditional model needs labelled data; {config.data.source} has {num_classes} class(es)'
+    )
   if m.conditioning not in ('projection', 'acgan'):
-    raise UserError(f"unknown config.model.conditioning '{m.conditioning}': use projection "
-                    'or acgan')
+    raise UserError(
+      f"unknown config.model.conditioning '{m.conditioning}': use projection or acgan"
+    )
   try:
     augment.parse_policy(config.augment.policy)
   except ValueError as e:
@@ -317,22 +359,42 @@ def build(config, image_shape, num_classes: int) -> GAN:
   conv_chunks = m.conv_chunks or default_conv_chunks()
   acgan = bool(classes) and m.conditioning == 'acgan'
   return GAN(
-      generator=models.generator(m.generator, image_shape=tuple(image_shape), width=m.g_width,
-                                 num_classes=classes, conv_chunks=conv_chunks,
-                                 **model_options(m, m.generator)),
-      discriminator=models.discriminator(
-          m.discriminator, width=m.d_width, num_classes=classes, conditioning=m.conditioning,
-          spectral_norm=m.spectral_norm, conv_chunks=conv_chunks,
-          **model_options(m, m.discriminator)),
-      g_tx=make_optimizer(config.optim.g, config.schedule),
-      d_tx=make_optimizer(config.optim.d, config.schedule),
-      loss=losses.get(loss.name), latent_dim=m.latent_dim, num_classes=classes,
-      image_shape=tuple(image_shape), ema_decay=config.train.ema_decay,
-      ema_warmup=config.train.ema_warmup, augment_policy=config.augment.policy,
-      acgan_weight=loss.acgan_weight if acgan else 0.0, r1_gamma=loss.r1_gamma,
-      r2_gamma=loss.r2_gamma, penalty_every=loss.penalty_every,
-      schedule_steps=config.schedule.steps, gamma_final=config.schedule.gamma_final,
-      gp_weight=loss.gp_weight, lecam_weight=loss.lecam_weight, lecam_decay=loss.lecam_decay)
+    generator=models.generator(
+      m.generator,
+      image_shape=tuple(image_shape),
+      width=m.g_width,
+      num_classes=classes,
+      conv_chunks=conv_chunks,
+      **model_options(m, m.generator),
+    ),
+    discriminator=models.discriminator(
+      m.discriminator,
+      width=m.d_width,
+      num_classes=classes,
+      conditioning=m.conditioning,
+      spectral_norm=m.spectral_norm,
+      conv_chunks=conv_chunks,
+      **model_options(m, m.discriminator),
+    ),
+    g_tx=make_optimizer(config.optim.g, config.schedule),
+    d_tx=make_optimizer(config.optim.d, config.schedule),
+    loss=losses.get(loss.name),
+    latent_dim=m.latent_dim,
+    num_classes=classes,
+    image_shape=tuple(image_shape),
+    ema_decay=config.train.ema_decay,
+    ema_warmup=config.train.ema_warmup,
+    augment_policy=config.augment.policy,
+    acgan_weight=loss.acgan_weight if acgan else 0.0,
+    r1_gamma=loss.r1_gamma,
+    r2_gamma=loss.r2_gamma,
+    penalty_every=loss.penalty_every,
+    schedule_steps=config.schedule.steps,
+    gamma_final=config.schedule.gamma_final,
+    gp_weight=loss.gp_weight,
+    lecam_weight=loss.lecam_weight,
+    lecam_decay=loss.lecam_decay,
+  )
 
 
 class Experiment:
@@ -354,8 +416,9 @@ class Experiment:
   def evaluate(self, state, step):
     """A fixed-noise sample grid, and classifier-feature metrics if a judge is configured."""
     del step
-    images = data.to_uint8(jax.device_get(
-        generate.generate_ema(self.gan, state, self.sample_z, self.sample_labels)))
+    images = data.to_uint8(
+      jax.device_get(generate.generate_ema(self.gan, state, self.sample_z, self.sample_labels))
+    )
     classes = self.gan.num_classes
     rows = classes if classes and len(images) % classes == 0 else None  # A row per class.
     scalars = {}

@@ -39,8 +39,10 @@ def truncated_normal(rng, shape, truncation: float):
 
 def slerp(z0, z1, t):
   """Spherical interpolation between noise vectors (stays on the Gaussian shell)."""
-  n0, n1 = z0 / jnp.linalg.norm(z0, axis=-1, keepdims=True), z1 / jnp.linalg.norm(
-      z1, axis=-1, keepdims=True)
+  n0, n1 = (
+    z0 / jnp.linalg.norm(z0, axis=-1, keepdims=True),
+    z1 / jnp.linalg.norm(z1, axis=-1, keepdims=True),
+  )
   omega = jnp.arccos(jnp.clip(jnp.sum(n0 * n1, -1, keepdims=True), -1.0, 1.0))
   so = jnp.maximum(jnp.sin(omega), 1e-6)
   return (jnp.sin((1.0 - t) * omega) / so) * z0 + (jnp.sin(t * omega) / so) * z1
@@ -48,10 +50,21 @@ def slerp(z0, z1, t):
 
 def generate(gan, state, z, labels, batch_size: int = 256) -> np.ndarray:
   """uint8 images from the EMA generator, in batches."""
-  return np.concatenate([
-      data.to_uint8(jax.device_get(generate_ema(
-          gan, state, z[i:i + batch_size], None if labels is None else labels[i:i + batch_size])))
-      for i in range(0, len(z), batch_size)])
+  return np.concatenate(
+    [
+      data.to_uint8(
+        jax.device_get(
+          generate_ema(
+            gan,
+            state,
+            z[i : i + batch_size],
+            None if labels is None else labels[i : i + batch_size],
+          )
+        )
+      )
+      for i in range(0, len(z), batch_size)
+    ]
+  )
 
 
 def class_rows(images: np.ndarray, labels: np.ndarray, num_classes: int, per_row: int = 10):

@@ -15,8 +15,10 @@ def grid(images: np.ndarray, rows: int | None = None, pad: int = 2) -> np.ndarra
   out = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.uint8)
   for i, image in enumerate(images):
     r, col = divmod(i, cols)
-    out[pad + r * (h + pad):pad + r * (h + pad) + h,
-        pad + col * (w + pad):pad + col * (w + pad) + w] = image
+    out[
+      pad + r * (h + pad) : pad + r * (h + pad) + h,
+      pad + col * (w + pad) : pad + col * (w + pad) + w,
+    ] = image
   return out
 
 

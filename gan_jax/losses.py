@@ -5,7 +5,8 @@ Only relativistic losses (`paired=True`) read the real logits in `g`; for the ot
 train step passes None and spends no discriminator pass on real images in G's update.
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +44,7 @@ def _mean_negative(real, fake):  # The generator side of both hinge and Wasserst
 
 
 def _lsgan_d(real, fake):
-  return 0.5 * (jnp.mean((real - 1.0) ** 2) + jnp.mean(fake ** 2))
+  return 0.5 * (jnp.mean((real - 1.0) ** 2) + jnp.mean(fake**2))
 
 
 def _lsgan_g(real, fake):
@@ -62,11 +63,11 @@ def _rpgan_g(real, fake):
 
 
 LOSSES = {
-    'non_saturating': GANLoss(_ns_d, _ns_g),
-    'hinge': GANLoss(_hinge_d, _mean_negative),
-    'wasserstein': GANLoss(_wasserstein_d, _mean_negative),
-    'least_squares': GANLoss(_lsgan_d, _lsgan_g),
-    'rpgan': GANLoss(_rpgan_d, _rpgan_g, paired=True),
+  'non_saturating': GANLoss(_ns_d, _ns_g),
+  'hinge': GANLoss(_hinge_d, _mean_negative),
+  'wasserstein': GANLoss(_wasserstein_d, _mean_negative),
+  'least_squares': GANLoss(_lsgan_d, _lsgan_g),
+  'rpgan': GANLoss(_rpgan_d, _rpgan_g, paired=True),
 }
 
 

@@ -8,9 +8,18 @@ from gan_jax import sharding
 from gan_jax import train
 
 
-def run(config, workdir: str, mode: str = 'train', *, num_samples: int = 64,
-        sample_seed: int = 0, truncation: float = 0.0, coordinator_address=None,
-        num_processes=None, process_id=None):
+def run(
+  config,
+  workdir: str,
+  mode: str = 'train',
+  *,
+  num_samples: int = 64,
+  sample_seed: int = 0,
+  truncation: float = 0.0,
+  coordinator_address=None,
+  num_processes=None,
+  process_id=None,
+):
   """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`."""
   sharding.maybe_initialize_distributed(coordinator_address, num_processes, process_id)
   if mode == 'train':

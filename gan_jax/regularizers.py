@@ -17,7 +17,7 @@ scales them.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import flax.struct
 import jax
@@ -27,12 +27,12 @@ Array = jax.Array
 DApply = Callable[[Array], Array]
 
 __all__ = [
-    'r1_penalty',
-    'r2_penalty',
-    'gradient_penalty',
-    'LeCamState',
-    'lecam_update',
-    'lecam_penalty',
+  'r1_penalty',
+  'r2_penalty',
+  'gradient_penalty',
+  'LeCamState',
+  'lecam_update',
+  'lecam_penalty',
 ]
 
 # Added inside the sqrt of the per-example gradient norm so that the norm (and
@@ -43,8 +43,7 @@ _GP_EPS = 1e-12
 def _check_logits(logits: Array, batch: int) -> None:
   if logits.shape not in ((batch,), (batch, 1)):
     raise ValueError(
-        f'd_apply must return logits of shape ({batch},) or ({batch}, 1), '
-        f'got {logits.shape}'
+      f'd_apply must return logits of shape ({batch},) or ({batch}, 1), got {logits.shape}'
     )
 
 
@@ -130,7 +129,7 @@ class LeCamState:
 
 
 def lecam_update(
-    state: LeCamState, real_logits: Array, fake_logits: Array, decay: float = 0.99
+  state: LeCamState, real_logits: Array, fake_logits: Array, decay: float = 0.99
 ) -> LeCamState:
   """`ema <- decay * ema + (1 - decay) * mean(logits)` for real and fake.
 
@@ -139,8 +138,8 @@ def lecam_update(
   real_mean = jnp.mean(jax.lax.stop_gradient(real_logits).astype(jnp.float32))
   fake_mean = jnp.mean(jax.lax.stop_gradient(fake_logits).astype(jnp.float32))
   return LeCamState(
-      ema_real=decay * state.ema_real + (1.0 - decay) * real_mean,
-      ema_fake=decay * state.ema_fake + (1.0 - decay) * fake_mean,
+    ema_real=decay * state.ema_real + (1.0 - decay) * real_mean,
+    ema_fake=decay * state.ema_fake + (1.0 - decay) * fake_mean,
   )
 
 
@@ -154,5 +153,5 @@ def lecam_penalty(state: LeCamState, real_logits: Array, fake_logits: Array) -> 
   real = real_logits.astype(jnp.float32)
   fake = fake_logits.astype(jnp.float32)
   return jnp.mean(jnp.square(jax.nn.relu(real - ema_fake))) + jnp.mean(
-      jnp.square(jax.nn.relu(ema_real - fake))
+    jnp.square(jax.nn.relu(ema_real - fake))
   )

@@ -3,9 +3,8 @@
 import os
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from jax.experimental import multihost_utils
+import numpy as np
 
 from gan_jax import experiment as experiment_lib
 from gan_jax import generate
@@ -13,9 +12,11 @@ from gan_jax import images as image_lib
 from gan_jax.errors import UserError
 
 
-def write_samples(config, workdir: str, num_samples: int, seed: int,
-                  truncation: float = 0.0) -> str:
-  """Writes `num_samples` images from the EMA generator of the latest checkpoint; returns the folder.
+def write_samples(
+  config, workdir: str, num_samples: int, seed: int, truncation: float = 0.0
+) -> str:
+  """Writes `num_samples` images from the EMA generator of the latest checkpoint; returns the
+  folder.
 
   The folder holds one PNG per image, `samples.npz` (uint8 `images`; for conditional models
   the requested `labels`, cycling 0, 1, 2, ...), `grid.png` (one row per class for
@@ -28,7 +29,8 @@ def write_samples(config, workdir: str, num_samples: int, seed: int,
   experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
   gan = experiment.gan
   name = f'step_{step:06d}_seed_{seed}_n{num_samples}' + (
-      f'_trunc{truncation:g}' if truncation > 0 else '')
+    f'_trunc{truncation:g}' if truncation > 0 else ''
+  )
   out_dir = os.path.join(os.path.abspath(workdir), 'generated', name)
   if os.path.exists(out_dir):
     raise UserError(f'{out_dir!r} already exists; choose another --sample_seed or --num_samples')
@@ -53,7 +55,9 @@ def write_samples(config, workdir: str, num_samples: int, seed: int,
     grid = image_lib.grid(images[:256])
   np.savez(os.path.join(tmp_dir, 'samples.npz'), **arrays)
   image_lib.save_png(os.path.join(tmp_dir, 'grid.png'), grid)
-  image_lib.save_png(os.path.join(tmp_dir, 'interpolation.png'),
-                     generate.interpolation_strip(gan, state, strip_rng, truncation=truncation))
+  image_lib.save_png(
+    os.path.join(tmp_dir, 'interpolation.png'),
+    generate.interpolation_strip(gan, state, strip_rng, truncation=truncation),
+  )
   os.replace(tmp_dir, out_dir)
   return out_dir

@@ -8,28 +8,39 @@ import math
 import os
 
 import jax
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gan_jax.errors import UserError
 
 BATCH_AXES = ('data', 'fsdp')  # Axes the batch is split over; 'fsdp' also splits parameters.
-FSDP_MIN_SIZE = 2 ** 14  # Parameters smaller than this stay replicated: not worth a gather.
+FSDP_MIN_SIZE = 2**14  # Parameters smaller than this stay replicated: not worth a gather.
 
 
-def maybe_initialize_distributed(coordinator_address: str | None = None,
-                                 num_processes: int | None = None,
-                                 process_id: int | None = None) -> None:
+def maybe_initialize_distributed(
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+) -> None:
   """Joins a multi-process run when asked by flags or by a cluster launcher's environment."""
-  asked = coordinator_address or num_processes or os.environ.get('JAX_COORDINATOR_ADDRESS') or (
-      int(os.environ.get('SLURM_NTASKS', '1')) > 1)
+  asked = (
+    coordinator_address
+    or num_processes
+    or os.environ.get('JAX_COORDINATOR_ADDRESS')
+    or (int(os.environ.get('SLURM_NTASKS', '1')) > 1)
+  )
   if not asked:
     return
   # Cross-process collectives of the CPU backend (a no-op for accelerators). Nothing here may
   # touch the backend (jax.default_backend(), jax.devices()): initialize() must come first.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(coordinator_address=coordinator_address or None,
-                             num_processes=num_processes, process_id=process_id)
+  jax.distributed.initialize(
+    coordinator_address=coordinator_address or None,
+    num_processes=num_processes,
+    process_id=process_id,
+  )
 
 
 def make_mesh(spec) -> Mesh:
@@ -46,8 +57,12 @@ def make_mesh(spec) -> Mesh:
   if math.prod(sizes) != count:
     raise UserError(f'config.mesh {tuple(spec)} has {math.prod(sizes)} devices, not {count}')
   # Auto axes: jit's in/out shardings decide placement and XLA propagates the rest (GSPMD).
-  return jax.make_mesh(tuple(sizes), names, devices=jax.devices(),
-                       axis_types=(jax.sharding.AxisType.Auto,) * len(names))
+  return jax.make_mesh(
+    tuple(sizes),
+    names,
+    devices=jax.devices(),
+    axis_types=(jax.sharding.AxisType.Auto,) * len(names),
+  )
 
 
 def batch_axes(mesh: Mesh) -> tuple[str, ...]:
@@ -66,8 +81,10 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def check_batch_size(mesh: Mesh, global_batch_size: int) -> None:
   devices = math.prod(mesh.shape[a] for a in batch_axes(mesh))
   if global_batch_size % devices:
-    raise UserError(f'batch size {global_batch_size} is not divisible by the {devices} devices '
-                    'the batch is split over')
+    raise UserError(
+      f'batch size {global_batch_size} is not divisible by the {devices} devices '
+      'the batch is split over'
+    )
 
 
 def _param_spec(shape, fsdp_size: int) -> P:
@@ -84,10 +101,12 @@ def state_sharding(mesh: Mesh, abstract_state):
   """Shardings for a train state: replicated, except large arrays split over an 'fsdp' axis."""
   fsdp_size = mesh.shape.get('fsdp', 1)
   return jax.tree.map(
-      lambda x: NamedSharding(mesh, _param_spec(x.shape, fsdp_size)), abstract_state)
+    lambda x: NamedSharding(mesh, _param_spec(x.shape, fsdp_size)), abstract_state
+  )
 
 
 def put_batch(local_batch, sharding: NamedSharding):
   """This process's part of the global batch -> global jax.Arrays laid out by `sharding`."""
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+    lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
+  )

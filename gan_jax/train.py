@@ -9,13 +9,11 @@ the same way for all of them.
 """
 
 import contextlib
-import dataclasses
 import functools
 import os
 import signal
 import tempfile
 import time
-from typing import Any, Callable
 
 import jax
 from jax.experimental import multihost_utils
@@ -137,7 +135,8 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   if config.experiment == 'gan' and config.eval.classifier_workdir:
     judge = evaluate.load_judge(config.eval.classifier_workdir)
   run, experiment, abstract, state_shardings = experiment_lib.setup(
-      config, workdir, make_experiment, config.train.batch_size, judge)
+    config, workdir, make_experiment, config.train.batch_size, judge
+  )
   workdir, mesh, source, log = run.workdir, run.mesh, run.source, run.log
   prepare_workdir(workdir)
 
@@ -145,11 +144,13 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
   batch_shardings = sharding.batch_sharding(mesh)
   replicated = sharding.replicated(mesh)
 
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
-                                 max_to_keep=config.train.checkpoints_to_keep)
+  ckpt = checkpoint.Checkpointer(
+    os.path.join(workdir, 'checkpoints'), max_to_keep=config.train.checkpoints_to_keep
+  )
   # An unreadable checkpoint is moved aside (kept): this run will save its step again.
-  restored = ckpt.restore(checkpoint.abstract_with_sharding(abstract, state_shardings), log,
-                          set_aside_unreadable=True)
+  restored = ckpt.restore(
+    checkpoint.abstract_with_sharding(abstract, state_shardings), log, set_aside_unreadable=True
+  )
   if restored:
     start, state, data_position = restored
     log(f'resuming from the checkpoint at step {start} in {ckpt.directory}')
@@ -166,8 +167,12 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
     return state
 
   ds = input_pipeline.make_dataset(
-      source, seed=config.seed, global_batch_size=config.train.batch_size,
-      process_index=jax.process_index(), process_count=jax.process_count())
+    source,
+    seed=config.seed,
+    global_batch_size=config.train.batch_size,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
   batches = input_pipeline.iterate(ds, data_position)
   skip_bad = config.train.skip_nonfinite
   # An experiment may compile several steps (static options chosen by the step number on the
@@ -182,18 +187,24 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
     fresh = name not in compiled
     if fresh:
       fn = functools.partial(experiment.train_step, **options)
-      compiled[name] = jax.jit(skipping_nonfinite(fn) if skip_bad else fn,
-                               in_shardings=(state_shardings, batch_shardings, replicated),
-                               out_shardings=(state_shardings, replicated), donate_argnums=0)
+      compiled[name] = jax.jit(
+        skipping_nonfinite(fn) if skip_bad else fn,
+        in_shardings=(state_shardings, batch_shardings, replicated),
+        out_shardings=(state_shardings, replicated),
+        donate_argnums=0,
+      )
     return compiled[name], fresh
+
   # XLA:CPU can deadlock when collective steps are queued back to back; wait on each step.
   sync_each_step = jax.default_backend() == 'cpu' and jax.device_count() > 1
 
   # Rows after `start` belong to a lost timeline (a kill before the first checkpoint included).
   writer = writers.MetricWriter(workdir, enabled=is_main, resume_step=start)
   progress = writers.Progress(total, start, config.train.progress_every_secs, enabled=is_main)
-  log(f'training {config.experiment} on {data.describe(source)}, {jax.device_count()} devices, '
-      f'mesh {dict(mesh.shape)}, steps {start}..{total}')
+  log(
+    f'training {config.experiment} on {data.describe(source)}, {jax.device_count()} devices, '
+    f'mesh {dict(mesh.shape)}, steps {start}..{total}'
+  )
   history: list[tuple[int, dict]] = []  # Device metrics of the steps since the last log.
   last_saved, last_metrics, last_eval = start if restored else None, {}, {}
 
@@ -205,8 +216,10 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
     bad = first_nonfinite(fetched)
     if bad:
       kept = f'step {last_saved}' if last_saved is not None else 'none yet'
-      raise NonFiniteError(f'non-finite {bad[1]} at step {bad[0]}; stopping. The last good '
-                           f'checkpoint is kept ({kept}) and nothing after it is saved')
+      raise NonFiniteError(
+        f'non-finite {bad[1]} at step {bad[0]}; stopping. The last good '
+        f'checkpoint is kept ({kept}) and nothing after it is saved'
+      )
     return fetched
 
   def log_metrics(step):
@@ -219,8 +232,7 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
       last_metrics = {k: float(np.mean([m[k] for _, m in fetched])) for k in fetched[0][1]}
     if interval:
       extra = {'skipped': float(interval - len(fetched))} if skip_bad else {}
-      writer.scalars(step, {**last_metrics, **extra,
-                            'steps_per_sec': progress.steps_per_sec(step)})
+      writer.scalars(step, {**last_metrics, **extra, 'steps_per_sec': progress.steps_per_sec(step)})
 
   def save(step):
     nonlocal last_saved
@@ -229,8 +241,10 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
       ckpt.save(step, state, batches.get_state())
     except OSError as e:  # E.g. a full disk: the half-written step is never committed.
       kept = f'step {last_saved}' if last_saved is not None else 'none'
-      raise UserError(f'could not save the checkpoint at step {step}: {e.strerror or e}; the '
-                      f'previous checkpoint ({kept}) is intact') from e
+      raise UserError(
+        f'could not save the checkpoint at step {step}: {e.strerror or e}; the '
+        f'previous checkpoint ({kept}) is intact'
+      ) from e
     last_saved = step
 
   # train.time_budget_s > 0: stop (and save) once the process has run that long.
@@ -247,8 +261,10 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
       if sync_each_step or fresh:
         jax.block_until_ready(metrics)
       if fresh:  # The rate and ETA count training, not compilation.
-        log(f'{"first step" if step == start + 1 else f"step {step}"} compiled and ran in '
-            f'{time.monotonic() - t_step:.1f}s')
+        log(
+          f'{"first step" if step == start + 1 else f"step {step}"} compiled and ran in '
+          f'{time.monotonic() - t_step:.1f}s'
+        )
         progress.restart(step)
       t_step = time.monotonic()
       history.append((step, metrics))
@@ -256,15 +272,27 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
         log_metrics(step)
       if progress.due() or step == total:
         latest = jax.device_get(history[-1][1]) if history else last_metrics
-        progress.show(step, {k: float(latest[k]) for k in experiment.progress_keys
-                             if k in latest}, force=True)
+        progress.show(
+          step, {k: float(latest[k]) for k in experiment.progress_keys if k in latest}, force=True
+        )
       if step % config.train.eval_every == 0 or step == total:
         check_finite()  # Never evaluate (or publish samples of) a state gone non-finite.
         scalars, pictures = experiment.evaluate(state, step)
         if scalars:
           writer.scalars(step, scalars)
-          shown = [k for k in ('fid', 'precision', 'recall', 'class_accuracy', 'modes',
-                               'mode_kl', 'test_accuracy') if k in scalars]
+          shown = [
+            k
+            for k in (
+              'fid',
+              'precision',
+              'recall',
+              'class_accuracy',
+              'modes',
+              'mode_kl',
+              'test_accuracy',
+            )
+            if k in scalars
+          ]
           log(f'eval at step {step}: ' + '  '.join(f'{k} {scalars[k]:.4f}' for k in shown))
           last_eval = {k: scalars[k] for k in shown}
         for name, picture in pictures.items():
@@ -278,17 +306,26 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
       if stop_agreed(stop, step, config.train.log_every):
         if last_saved != step:
           save(step)
-        log(f'stopping on {stop["signal"] or "a stop signal on another process"}: saved the '
-            f'checkpoint at step {step}; exiting')
+        log(
+          f'stopping on {stop["signal"] or "a stop signal on another process"}: saved the '
+          f'checkpoint at step {step}; exiting'
+        )
         break
   ckpt.wait()
   ckpt.close()
   writer.close()
   final = {k: v for k, v in last_metrics.items() if k in experiment.progress_keys}
-  log(f'finished at step {step}: ' + '  '.join(
-      f'{k} {v:.4f}' for k, v in {**final, **last_eval}.items()))
-  log(f'  checkpoints {os.path.join(workdir, "checkpoints")}, metrics '
-      f'{os.path.join(workdir, "metrics.jsonl")}'
-      + (f', sample grids {os.path.join(workdir, "samples")}'
-         if os.path.isdir(os.path.join(workdir, 'samples')) else ''))
+  log(
+    f'finished at step {step}: '
+    + '  '.join(f'{k} {v:.4f}' for k, v in {**final, **last_eval}.items())
+  )
+  log(
+    f'  checkpoints {os.path.join(workdir, "checkpoints")}, metrics '
+    f'{os.path.join(workdir, "metrics.jsonl")}'
+    + (
+      f', sample grids {os.path.join(workdir, "samples")}'
+      if os.path.isdir(os.path.join(workdir, 'samples'))
+      else ''
+    )
+  )
   return state

@@ -23,8 +23,11 @@ class MetricWriter:
     if resume_step is not None and os.path.exists(self.path):
       self._drop_rows_after(resume_step)
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'),
-                             purge_step=None if resume_step is None else resume_step + 1)
+
+    self._tb = SummaryWriter(
+      os.path.join(workdir, 'tensorboard'),
+      purge_step=None if resume_step is None else resume_step + 1,
+    )
 
   def _drop_rows_after(self, step: int) -> None:
     with open(self.path) as f:
@@ -99,5 +102,8 @@ class Progress:
     self._last, self._last_step = now, step
     eta = (self.total - step) / max(self.steps_per_sec(step), 1e-9)
     shown = '  '.join(f'{k} {v:.4f}' for k, v in metrics.items())
-    print(f'step {step}/{self.total}  {shown}  {rate:.1f} steps/s  '
-          f'ETA {int(eta) // 60}m{int(eta) % 60:02d}s', flush=True)
+    print(
+      f'step {step}/{self.total}  {shown}  {rate:.1f} steps/s  '
+      f'ETA {int(eta) // 60}m{int(eta) % 60:02d}s',
+      flush=True,
+    )

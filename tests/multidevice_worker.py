@@ -19,7 +19,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import jax  # pylint: disable=g-import-not-at-top
+import jax  # noqa: E402  (XLA_FLAGS must be set before jax is imported)
 
 BACKEND_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
 
@@ -70,10 +70,10 @@ def state_layout(state) -> dict:
   layout = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
     layout[jax.tree_util.keystr(path)] = {
-        'shape': list(leaf.shape),
-        'spec': str(getattr(leaf.sharding, 'spec', None)),
-        'replicated': bool(leaf.sharding.is_fully_replicated),
-        'shard_shape': list(leaf.addressable_shards[0].data.shape),
+      'shape': list(leaf.shape),
+      'spec': str(getattr(leaf.sharding, 'spec', None)),
+      'replicated': bool(leaf.sharding.is_fully_replicated),
+      'shard_shape': list(leaf.addressable_shards[0].data.shape),
     }
   return layout
 
@@ -81,9 +81,9 @@ def state_layout(state) -> dict:
 def main():
   from absl import app  # pylint: disable=g-import-not-at-top
 
-  import launch  # pylint: disable=g-import-not-at-top
   from gan_jax import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
+  import launch  # pylint: disable=g-import-not-at-top
 
   counter = StepCounter()
   report = {}
@@ -110,10 +110,15 @@ def main():
     finally:
       path = os.environ.get('GAN_JAX_REPORT')
       if path:
-        report.update(process_index=jax.process_index(), process_count=jax.process_count(),
-                      device_count=jax.device_count(), traces=counter.traces,
-                      step_compiles=counter.step_compiles,
-                      step_names=sorted(counter.step_names), compiles=dict(counter.compiles))
+        report.update(
+          process_index=jax.process_index(),
+          process_count=jax.process_count(),
+          device_count=jax.device_count(),
+          traces=counter.traces,
+          step_compiles=counter.step_compiles,
+          step_names=sorted(counter.step_names),
+          compiles=dict(counter.compiles),
+        )
         with open(path.replace('{process}', str(jax.process_index())), 'w') as f:
           json.dump(report, f, indent=1)
 

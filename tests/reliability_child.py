@@ -30,6 +30,7 @@ def main():
   marker = os.path.join(os.path.abspath(workdir), 'fault_fired')
 
   from orbax.checkpoint._src.path import async_path  # pylint: disable=g-import-not-at-top
+
   real_rename = async_path.rename
 
   def fire(src):
@@ -43,8 +44,11 @@ def main():
     src_name, parent = os.path.basename(str(src)), os.path.basename(os.path.dirname(str(src)))
     if fault == 'kill_before_commit' and src_name == f'{step}.orbax-checkpoint-tmp':
       fire(src)
-    if (fault in ('kill_mid_write', 'enospc_mid_write') and
-        parent == f'{step}.orbax-checkpoint-tmp' and src_name == 'state.orbax-checkpoint-tmp'):
+    if (
+      fault in ('kill_mid_write', 'enospc_mid_write')
+      and parent == f'{step}.orbax-checkpoint-tmp'
+      and src_name == 'state.orbax-checkpoint-tmp'
+    ):
       fire(src)
     return await real_rename(src, dst)
 

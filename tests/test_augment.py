@@ -7,13 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.augment import (
-    VALID_POLICIES,
-    diff_augment,
-    rand_color,
-    rand_cutout,
-    rand_translation,
-)
+from gan_jax.augment import VALID_POLICIES
+from gan_jax.augment import diff_augment
+from gan_jax.augment import rand_color
+from gan_jax.augment import rand_cutout
+from gan_jax.augment import rand_translation
 
 FULL = 'color,translation,cutout'
 POLICIES = ['color', 'translation', 'cutout', FULL]
@@ -63,7 +61,7 @@ def test_per_example_randomness(policy):
 
 
 @pytest.mark.parametrize(
-    'policy,channels', [(FULL, 1), (FULL, 3), ('color', 1), ('translation', 3)]
+  'policy,channels', [(FULL, 1), (FULL, 3), ('color', 1), ('translation', 3)]
 )
 def test_gradient_finite_and_nonzero(policy, channels):
   x = _images(6, (B, H, W, channels))
@@ -82,7 +80,7 @@ def test_eager_matches_jit_and_policy_parsing():
   np.testing.assert_allclose(AUG(x, rng, policy=FULL), eager, atol=1e-5)
   # raw uint32 keys (jax.random.PRNGKey) give the same stream as typed keys
   np.testing.assert_array_equal(
-      AUG(x, jax.random.PRNGKey(10), policy='cutout'), AUG(x, rng, policy='cutout')
+    AUG(x, jax.random.PRNGKey(10), policy='cutout'), AUG(x, rng, policy='cutout')
   )
   # default policy, whitespace tolerance and empty policy (eager: reuses cached ops)
   np.testing.assert_array_equal(diff_augment(x, rng), eager)

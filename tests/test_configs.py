@@ -9,15 +9,19 @@ import json
 import os
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
-from PIL import Image
 
 from gan_jax import main
-from tests.conftest import ROOT, load_config
+from tests.conftest import ROOT
+from tests.conftest import load_config
 
-CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
-                 if not os.path.basename(p).startswith(('_', 'common')))
+CONFIGS = sorted(
+  os.path.basename(p)[:-3]
+  for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
+  if not os.path.basename(p).startswith(('_', 'common'))
+)
 
 
 def data_for(config):
@@ -27,10 +31,23 @@ def data_for(config):
 
 
 def test_every_config_is_covered():
-  assert {'mnist_dcgan', 'mnist_mlp_gan', 'mnist_sngan', 'mnist_cgan', 'cifar10_dcgan',
-          'cifar10_sngan', 'cifar10_cgan', 'mnist_classifier', 'cifar10_classifier',
-          'mnist_fast', 'mnist_rpgan', 'mnist_r3gan', 'cifar10_r3gan', 'stacked_mnist_dcgan',
-          'stacked_mnist_r3gan'} <= set(CONFIGS)
+  assert {
+    'mnist_dcgan',
+    'mnist_mlp_gan',
+    'mnist_sngan',
+    'mnist_cgan',
+    'cifar10_dcgan',
+    'cifar10_sngan',
+    'cifar10_cgan',
+    'mnist_classifier',
+    'cifar10_classifier',
+    'mnist_fast',
+    'mnist_rpgan',
+    'mnist_r3gan',
+    'cifar10_r3gan',
+    'stacked_mnist_dcgan',
+    'stacked_mnist_r3gan',
+  } <= set(CONFIGS)
 
 
 @pytest.mark.parametrize('name', CONFIGS)

@@ -74,9 +74,13 @@ def test_eval_truncation_changes_the_judged_noise_and_is_recorded(judged_gan_run
   config, workdir = judged_gan_run
   seen = []
   real_generate = evaluate.generate.generate
-  monkeypatch.setattr(evaluate.generate, 'generate',
-                      lambda gan, state, z, labels: seen.append(np.asarray(z)) or
-                      real_generate(gan, state, z, labels))
+  monkeypatch.setattr(
+    evaluate.generate,
+    'generate',
+    lambda gan, state, z, labels: (
+      seen.append(np.asarray(z)) or real_generate(gan, state, z, labels)
+    ),
+  )
   for truncation in (0.0, 0.5):
     config.eval.truncation = truncation
     result = main.run(config, workdir, 'eval')

@@ -48,8 +48,9 @@ def test_discriminator_loss_falls_on_a_fixed_batch(setup):
   for _ in range(15):
     g_params, g_opt, g_stats = state.g_params, state.g_opt, state.g_stats
     state, metrics = step(state, batch, jax.random.key(0))
-    state = state.replace(g_params=g_params, g_opt=g_opt, g_stats=g_stats,
-                          step=jnp.zeros_like(state.step))
+    state = state.replace(
+      g_params=g_params, g_opt=g_opt, g_stats=g_stats, step=jnp.zeros_like(state.step)
+    )
     losses.append(float(metrics['d_loss']))
   assert losses[-1] < 0.75 * losses[0], losses
   assert sum(b < a for a, b in zip(losses, losses[1:])) >= 12, losses
@@ -66,4 +67,4 @@ def test_generator_gets_gradient_from_the_discriminator(setup):
 def test_ema_warmup_starts_fast_and_ends_at_decay(setup):
   gan, _ = setup
   assert float(gan.ema_decay_at(0)) == pytest.approx(0.1)
-  assert float(gan.ema_decay_at(10 ** 6)) == pytest.approx(gan.ema_decay)
+  assert float(gan.ema_decay_at(10**6)) == pytest.approx(gan.ema_decay)

@@ -18,9 +18,15 @@ def take(it, n):
 
 
 def test_same_seed_same_batches_other_seed_others(source):
-  a = take(input_pipeline.iterate(input_pipeline.make_dataset(source, seed=1, global_batch_size=32)), 3)
-  b = take(input_pipeline.iterate(input_pipeline.make_dataset(source, seed=1, global_batch_size=32)), 3)
-  c = take(input_pipeline.iterate(input_pipeline.make_dataset(source, seed=2, global_batch_size=32)), 3)
+  a = take(
+    input_pipeline.iterate(input_pipeline.make_dataset(source, seed=1, global_batch_size=32)), 3
+  )
+  b = take(
+    input_pipeline.iterate(input_pipeline.make_dataset(source, seed=1, global_batch_size=32)), 3
+  )
+  c = take(
+    input_pipeline.iterate(input_pipeline.make_dataset(source, seed=2, global_batch_size=32)), 3
+  )
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x['image'], y['image'])
     np.testing.assert_array_equal(x['label'], y['label'])
@@ -49,8 +55,12 @@ def test_epochs_cover_the_data_once_each_in_new_orders(source):
 
 def test_process_shards_make_up_the_global_batch(source):
   whole = input_pipeline.make_dataset(source, seed=0, global_batch_size=64)
-  parts = [input_pipeline.make_dataset(source, seed=0, global_batch_size=64, process_index=p,
-                                       process_count=4) for p in range(4)]
+  parts = [
+    input_pipeline.make_dataset(
+      source, seed=0, global_batch_size=64, process_index=p, process_count=4
+    )
+    for p in range(4)
+  ]
   for step in (0, 7, 100):
     local = [p[step]['image'] for p in parts]
     assert all(x.shape[0] == 16 for x in local)

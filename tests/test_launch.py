@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from gan_jax import main
 from gan_jax.errors import UserError
-from tests.conftest import ROOT, load_config
+from tests.conftest import ROOT
+from tests.conftest import load_config
 
 
 @pytest.fixture(scope='module')
@@ -78,13 +79,19 @@ def test_sample_mode_never_overwrites(smoke_run):
 
 
 def launch(*args, timeout=300):
-  return subprocess.run([sys.executable, os.path.join(ROOT, 'launch.py'), *args],
-                        capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, 'launch.py'), *args],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    cwd=ROOT,
+  )
 
 
 def test_launch_py_trains_from_the_command_line(tmp_path):
-  result = launch('--config=configs/mnist_mlp_gan.py:smoke', f'--workdir={tmp_path}',
-                  '--config.train.num_steps=3')
+  result = launch(
+    '--config=configs/mnist_mlp_gan.py:smoke', f'--workdir={tmp_path}', '--config.train.num_steps=3'
+  )
   assert result.returncode == 0, result.stderr
   assert 'step 3/3' in result.stdout
   assert os.path.exists(tmp_path / 'samples' / 'step_000003.png')
@@ -98,5 +105,7 @@ def test_time_budget_stops_and_saves_a_checkpoint(tmp_path, capsys):
   config.train.time_budget_s = 1.0
   state = main.run(config, str(tmp_path))
   assert int(state.step) == 1
-  assert 'stopping on the time budget (1 s): saved the checkpoint at step 1' in capsys.readouterr().out
+  assert (
+    'stopping on the time budget (1 s): saved the checkpoint at step 1' in capsys.readouterr().out
+  )
   assert os.listdir(os.path.join(tmp_path, 'checkpoints')) == ['1']

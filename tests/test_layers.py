@@ -5,7 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.models.layers import METHODS, UpConv2x, batch_chunked, upconv2x, upconv2x_flops
+from gan_jax.models.layers import METHODS
+from gan_jax.models.layers import UpConv2x
+from gan_jax.models.layers import batch_chunked
+from gan_jax.models.layers import upconv2x
+from gan_jax.models.layers import upconv2x_flops
 
 # Non-square so that swapping H and W (or phase rows and columns) is caught.
 BATCH, HEIGHT, WIDTH, CIN, COUT = 2, 3, 4, 2, 3
@@ -38,8 +42,12 @@ def data():
   torch_weight = rng.standard_normal((CIN, COUT, 4, 4))
   expected, macs = torch_conv_transpose_reference(x, torch_weight)
   kernel = torch_weight.transpose(2, 3, 0, 1)  # the documented torch -> HWIO layout
-  return dict(x=jnp.asarray(x, jnp.float32), kernel=jnp.asarray(kernel, jnp.float32),
-              expected=expected, macs=macs)
+  return dict(
+    x=jnp.asarray(x, jnp.float32),
+    kernel=jnp.asarray(kernel, jnp.float32),
+    expected=expected,
+    macs=macs,
+  )
 
 
 @pytest.mark.parametrize('method', METHODS)
@@ -53,22 +61,30 @@ def test_matches_torch_definition(data, method):
 def test_matches_lax_conv_transpose(data, method):
   # lax's own transposed conv; padding 'SAME' at stride 2, kernel 4 is (2, 2)
   # on the dilated input, i.e. torch padding=1.
-  expected = jax.lax.conv_transpose(data['x'], data['kernel'][::-1, ::-1], (2, 2), 'SAME',
-                                    dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  np.testing.assert_allclose(upconv2x(data['x'], data['kernel'], method), expected,
-                             rtol=1e-5, atol=1e-5)
+  expected = jax.lax.conv_transpose(
+    data['x'],
+    data['kernel'][::-1, ::-1],
+    (2, 2),
+    'SAME',
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+  )
+  np.testing.assert_allclose(
+    upconv2x(data['x'], data['kernel'], method), expected, rtol=1e-5, atol=1e-5
+  )
 
 
 def test_reference_rejects_near_misses(data):
   """The comparison is sharp enough to catch plausible implementation bugs."""
   good = np.asarray(upconv2x(data['x'], data['kernel'], 'phase'))
   near_misses = {
-      'row phases swapped': good.reshape(BATCH, HEIGHT, 2, 2 * WIDTH, COUT)[:, :, ::-1]
-                                .reshape(good.shape),
-      'column phases swapped': good.reshape(BATCH, 2 * HEIGHT, WIDTH, 2, COUT)[:, :, :, ::-1]
-                                   .reshape(good.shape),
-      'kernel not flipped': upconv2x(data['x'], data['kernel'][::-1, ::-1], 'phase'),
-      'kernel H/W swapped': upconv2x(data['x'], data['kernel'].transpose(1, 0, 2, 3), 'phase'),
+    'row phases swapped': good.reshape(BATCH, HEIGHT, 2, 2 * WIDTH, COUT)[:, :, ::-1].reshape(
+      good.shape
+    ),
+    'column phases swapped': good.reshape(BATCH, 2 * HEIGHT, WIDTH, 2, COUT)[:, :, :, ::-1].reshape(
+      good.shape
+    ),
+    'kernel not flipped': upconv2x(data['x'], data['kernel'][::-1, ::-1], 'phase'),
+    'kernel H/W swapped': upconv2x(data['x'], data['kernel'].transpose(1, 0, 2, 3), 'phase'),
   }
   for name, wrong in near_misses.items():
     assert not np.allclose(wrong, data['expected'], atol=1e-2), name
@@ -139,19 +155,24 @@ def test_batch_chunked_matches_the_whole_batch(batch, chunks):
 @pytest.mark.parametrize('name', ['dcgan', 'mlp', 'resnet'])
 def test_conv_chunks_leave_every_model_unchanged(name):
   from gan_jax import models  # pylint: disable=g-import-not-at-top
+
   key = jax.random.key(0)
   z, y = jax.random.normal(key, (8, 100)), jnp.arange(8) % 10
   images = jax.random.normal(key, (8, 28, 28, 1))
   outputs = []
   for chunks in (1, 4):
-    g = models.generator(name, image_shape=(28, 28, 1), width=4, num_classes=10,
-                         conv_chunks=chunks)
+    g = models.generator(name, image_shape=(28, 28, 1), width=4, num_classes=10, conv_chunks=chunks)
     d = models.discriminator(name, width=4, num_classes=10, conv_chunks=chunks)
     if chunks == 1:
       g_vars, d_vars = g.init(key, z, y, train=False), d.init(key, images, y, train=False)
     d_loss = lambda p: jnp.sum(d.apply({**d_vars, 'params': p}, images, y, train=False) ** 2)
-    outputs.append((g.apply(g_vars, z, y, train=False), d.apply(d_vars, images, y, train=False),
-                    jax.grad(d_loss)(d_vars['params'])))
+    outputs.append(
+      (
+        g.apply(g_vars, z, y, train=False),
+        d.apply(d_vars, images, y, train=False),
+        jax.grad(d_loss)(d_vars['params']),
+      )
+    )
   (g1, d1, grads1), (g4, d4, grads4) = outputs
   np.testing.assert_allclose(g4, g1, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(d4, d1, rtol=1e-5, atol=1e-5)

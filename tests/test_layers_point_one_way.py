@@ -22,8 +22,13 @@ def module_imports() -> dict[str, dict[str, bool]]:
       path = os.path.join(folder, name)
       module = os.path.relpath(path, ROOT)[:-3].replace(os.sep, '.').removesuffix('.__init__')
       tree = ast.parse(open(path).read())
-      nested = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.Lambda))
-                for n in ast.walk(f) if n is not f}
+      nested = {
+        id(n)
+        for f in ast.walk(tree)
+        if isinstance(f, (ast.FunctionDef, ast.Lambda))
+        for n in ast.walk(f)
+        if n is not f
+      }
       edges = {}
       for node in ast.walk(tree):
         names = []
@@ -32,9 +37,12 @@ def module_imports() -> dict[str, dict[str, bool]]:
         elif isinstance(node, ast.ImportFrom) and node.module:
           # `from package import module` depends on the module, not on the package's
           # __init__ (which may import its modules in turn).
-          names = [f'{node.module}.{a.name}' if os.path.exists(
-              os.path.join(ROOT, *node.module.split('.'), f'{a.name}.py')) else node.module
-                   for a in node.names]
+          names = [
+            f'{node.module}.{a.name}'
+            if os.path.exists(os.path.join(ROOT, *node.module.split('.'), f'{a.name}.py'))
+            else node.module
+            for a in node.names
+          ]
         for imported in names:
           edges.setdefault(imported, False)
           edges[imported] |= id(node) in nested
@@ -53,7 +61,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state[node] = 'open'
     for nxt in sorted(graph[node]):
       if state.get(nxt) == 'open':
-        return path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+        return path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt]
       if nxt not in state:
         found = visit(nxt, path + [nxt])
         if found:
@@ -81,8 +89,12 @@ def test_no_import_cycle_among_gan_jax_modules():
 
 
 def test_in_function_imports_only_for_optional_dependencies():
-  lazy = {(m, i.split('.')[0]) for m, edges in module_imports().items()
-          for i, inside in edges.items() if inside}
+  lazy = {
+    (m, i.split('.')[0])
+    for m, edges in module_imports().items()
+    for i, inside in edges.items()
+    if inside
+  }
   assert {top for _, top in lazy} <= LAZY_ALLOWED, sorted(lazy)
 
 

@@ -49,7 +49,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from gan_jax import sharding
-from tests.conftest import ROOT, load_config
+from tests.conftest import ROOT
+from tests.conftest import load_config
 
 pytestmark = pytest.mark.xdist_group('multidevice')  # One set of runs, if run under xdist.
 
@@ -72,11 +73,18 @@ def free_port() -> int:
 
 def child_env(devices: int, report: str) -> dict:
   """The test's environment minus anything that steers JAX or a cluster launcher."""
-  env = {k: v for k, v in os.environ.items()
-         if not k.startswith(('JAX_', 'XLA_', 'SLURM_', 'TPU_', 'CUDA_VISIBLE'))}
-  env.update(JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1', GAN_JAX_REPORT=report,
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices} '
-                       '--xla_backend_optimization_level=0')
+  env = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(('JAX_', 'XLA_', 'SLURM_', 'TPU_', 'CUDA_VISIBLE'))
+  }
+  env.update(
+    JAX_PLATFORMS='cpu',
+    PYTHONUNBUFFERED='1',
+    GAN_JAX_REPORT=report,
+    XLA_FLAGS=f'--xla_force_host_platform_device_count={devices} '
+    '--xla_backend_optimization_level=0',
+  )
   return env
 
 
@@ -98,15 +106,24 @@ class Job:
     os.makedirs(self.logdir, exist_ok=True)
     distributed = []
     if self.processes > 1:
-      distributed = [f'--coordinator_address=127.0.0.1:{free_port()}',
-                     f'--num_processes={self.processes}']
+      distributed = [
+        f'--coordinator_address=127.0.0.1:{free_port()}',
+        f'--num_processes={self.processes}',
+      ]
     for p in range(self.processes):
       argv = [sys.executable, WORKER, *self.flags, *distributed]
       argv += [f'--process_id={p}'] if distributed else []
       with open(self._path('stdout', p), 'w') as out, open(self._path('stderr', p), 'w') as err:
-        self.procs.append(subprocess.Popen(
-            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-            env=child_env(self.devices, os.path.join(self.logdir, 'report.{process}.json'))))
+        self.procs.append(
+          subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=child_env(self.devices, os.path.join(self.logdir, 'report.{process}.json')),
+          )
+        )
     self.started = time.monotonic()
 
   def poll(self) -> bool:
@@ -191,21 +208,39 @@ def runs(tmp_path_factory):
   workdirs = {name: str(base / name) for name in ('one', 'two', 'four', 'eight', 'fsdp', 'hosts')}
 
   def job(name, devices, workdir, *flags, processes=1, steps=STEPS, after=None):
-    return Job(name, str(base / 'logs' / name), devices, [
-        CONFIG, f'--workdir={workdir}', '--config.train.checkpoint_every=2',
-        f'--config.train.num_steps={steps}', *flags], processes, after)
+    return Job(
+      name,
+      str(base / 'logs' / name),
+      devices,
+      [
+        CONFIG,
+        f'--workdir={workdir}',
+        '--config.train.checkpoint_every=2',
+        f'--config.train.num_steps={steps}',
+        *flags,
+      ],
+      processes,
+      after,
+    )
 
   jobs = [  # The slowest first.
-      job('hosts', 2, workdirs['hosts'], processes=2),
-      job('fsdp', 8, workdirs['fsdp'], "--config.mesh=(('data', 2), ('fsdp', 4))"),
-      job('eight', 8, workdirs['eight']),
-      job('four', 4, workdirs['four']),
-      job('two', 2, workdirs['two']),
-      job('one', 1, workdirs['one'], steps=RESUMED_STEPS),
-      # The 8-device checkpoint continued on 1 device, in the same workdir.
-      job('resumed', 1, workdirs['eight'], steps=RESUMED_STEPS, after='eight'),
-      job('hosts_sample', 2, workdirs['hosts'], '--mode=sample', '--num_samples=5',
-          processes=2, after='hosts'),
+    job('hosts', 2, workdirs['hosts'], processes=2),
+    job('fsdp', 8, workdirs['fsdp'], "--config.mesh=(('data', 2), ('fsdp', 4))"),
+    job('eight', 8, workdirs['eight']),
+    job('four', 4, workdirs['four']),
+    job('two', 2, workdirs['two']),
+    job('one', 1, workdirs['one'], steps=RESUMED_STEPS),
+    # The 8-device checkpoint continued on 1 device, in the same workdir.
+    job('resumed', 1, workdirs['eight'], steps=RESUMED_STEPS, after='eight'),
+    job(
+      'hosts_sample',
+      2,
+      workdirs['hosts'],
+      '--mode=sample',
+      '--num_samples=5',
+      processes=2,
+      after='hosts',
+    ),
   ]
   t0 = time.monotonic()
   run_all(jobs)
@@ -238,8 +273,10 @@ def load_state(workdir: str, step: int) -> dict[str, np.ndarray]:
     tree = checkpointer.metadata(path).item_metadata.tree
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
     state = checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
-  return {jax.tree_util.keystr(p): np.asarray(x)
-          for p, x in jax.tree_util.tree_flatten_with_path(state)[0]}
+  return {
+    jax.tree_util.keystr(p): np.asarray(x)
+    for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
+  }
 
 
 def assert_states_close(got: dict, want: dict) -> float:
@@ -250,8 +287,15 @@ def assert_states_close(got: dict, want: dict) -> float:
   for key in sorted(want):
     np.testing.assert_allclose(got[key], want[key], err_msg=key, **PARAM_TOL)
     gap = np.abs(got[key].astype(np.float64) - want[key])
-    used = max(used, float(np.max(gap / (PARAM_TOL['atol'] + PARAM_TOL['rtol'] * np.abs(
-        want[key].astype(np.float64))), initial=0.0)))
+    used = max(
+      used,
+      float(
+        np.max(
+          gap / (PARAM_TOL['atol'] + PARAM_TOL['rtol'] * np.abs(want[key].astype(np.float64))),
+          initial=0.0,
+        )
+      ),
+    )
   return used
 
 
@@ -259,13 +303,15 @@ def assert_losses_close(got: dict, want: dict, steps):
   for step in steps:
     assert step in got, f'step {step} not logged: {sorted(got)}'
     for key in LOSS_KEYS:
-      np.testing.assert_allclose(got[step][key], want[step][key], err_msg=f'{key} at {step}',
-                                 **LOSS_TOL)
+      np.testing.assert_allclose(
+        got[step][key], want[step][key], err_msg=f'{key} at {step}', **LOSS_TOL
+      )
 
 
 def test_step_counter_notices_a_retrace_and_a_recompile():
   """The instrument the runs use can see what it is meant to catch."""
   from tests.multidevice_worker import StepCounter  # pylint: disable=g-import-not-at-top
+
   counter = StepCounter()
   try:
     f = jax.jit(counter.wrap(lambda state, batch, key: (state + batch.sum(), key)))
@@ -296,8 +342,12 @@ def test_the_tolerance_is_far_below_two_steps(runs):
   two, four = load_state(workdirs['one'], 2), load_state(workdirs['one'], STEPS)
   params = [k for k in four if k.startswith(("['g_params']", "['d_params']"))]
   moved = np.concatenate([np.abs(four[k] - two[k]).ravel() for k in params])
-  outside = np.concatenate([(np.abs(four[k] - two[k]) > PARAM_TOL['atol'] + PARAM_TOL['rtol'] *
-                             np.abs(two[k])).ravel() for k in params])
+  outside = np.concatenate(
+    [
+      (np.abs(four[k] - two[k]) > PARAM_TOL['atol'] + PARAM_TOL['rtol'] * np.abs(two[k])).ravel()
+      for k in params
+    ]
+  )
   assert np.median(moved) > 10 * PARAM_TOL['atol'], np.median(moved)
   assert outside.mean() > 0.8, outside.mean()
   with pytest.raises(AssertionError):
@@ -313,8 +363,9 @@ def test_fsdp_splits_the_large_parameters(runs):
     assert 'fsdp' in leaf['spec']
     assert np.prod(leaf['shard_shape']) * 4 == np.prod(leaf['shape'])  # fsdp axis of size 4.
   # Everything small stays whole on every device.
-  assert all(v['replicated'] for v in layout.values()
-             if np.prod(v['shape']) < sharding.FSDP_MIN_SIZE)
+  assert all(
+    v['replicated'] for v in layout.values() if np.prod(v['shape']) < sharding.FSDP_MIN_SIZE
+  )
 
 
 def test_two_processes_train_like_one_process_with_four_devices(runs):
@@ -335,11 +386,13 @@ def test_only_process_zero_logs_and_both_share_the_checkpoints(runs):
   workdir = workdirs['hosts']
   train = load_config('mnist_dcgan').train
   assert sorted(metrics(workdir)) == [
-      s for s in range(1, STEPS + 1) if s % train.log_every == 0 or s == STEPS]
+    s for s in range(1, STEPS + 1) if s % train.log_every == 0 or s == STEPS
+  ]
   assert len(os.listdir(os.path.join(workdir, 'tensorboard'))) == 1  # One writer, one file.
   evaluated = [s for s in range(1, STEPS + 1) if s % train.eval_every == 0 or s == STEPS]
   assert sorted(os.listdir(os.path.join(workdir, 'samples'))) == [
-      f'step_{s:06d}.png' for s in evaluated]
+    f'step_{s:06d}.png' for s in evaluated
+  ]
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
   state_dir = os.path.join(workdir, 'checkpoints', str(STEPS), 'state')
   assert {'ocdbt.process_0', 'ocdbt.process_1'} <= set(os.listdir(state_dir))  # Both wrote.
@@ -354,10 +407,12 @@ def test_eight_device_checkpoint_continues_on_one_device(runs):
   del one, eight
   assert f'resuming from the checkpoint at step {STEPS}' in resumed.stdout()
   assert resumed.report()['device_count'] == 1 and resumed.report()['step'] == RESUMED_STEPS
-  assert_losses_close(metrics(workdirs['eight']), metrics(workdirs['one']),
-                      steps=(2, STEPS, RESUMED_STEPS))
-  assert_states_close(load_state(workdirs['eight'], RESUMED_STEPS),
-                      load_state(workdirs['one'], RESUMED_STEPS))
+  assert_losses_close(
+    metrics(workdirs['eight']), metrics(workdirs['one']), steps=(2, STEPS, RESUMED_STEPS)
+  )
+  assert_states_close(
+    load_state(workdirs['eight'], RESUMED_STEPS), load_state(workdirs['one'], RESUMED_STEPS)
+  )
 
 
 @pytest.mark.parametrize('name', ['one', 'two', 'four', 'eight', 'fsdp', 'hosts', 'resumed'])
@@ -383,6 +438,7 @@ def test_sample_mode_with_two_processes(runs, tmp_path):
   assert not talk, f'process 1 printed: {talk}'
   # The same checkpoint sampled here, on one device, gives the same images (to rounding).
   from gan_jax import main  # pylint: disable=g-import-not-at-top
+
   shutil.copytree(os.path.join(workdirs['hosts'], 'checkpoints'), tmp_path / 'checkpoints')
   out_dir = main.run(load_config('mnist_dcgan'), str(tmp_path), 'sample', num_samples=5)
   with np.load(os.path.join(out_dir, 'samples.npz')) as f:

@@ -41,7 +41,7 @@ def test_every_residual_branch_starts_as_zero():
   np.testing.assert_array_equal(block.apply(variables, x), x)
   params = variables['params']
   assert not np.any(params['project']['kernel'])
-  gain = r3gan.ACTIVATION_GAIN * blocks ** -0.25
+  gain = r3gan.ACTIVATION_GAIN * blocks**-0.25
   for name, fan_in in (('expand', 32), ('grouped', 9 * 4)):  # 3x3 over 4 channels per group.
     kernel = np.asarray(params[name]['kernel'])
     assert kernel.std() == pytest.approx(gain / math.sqrt(fan_in), rel=0.1), name
@@ -76,8 +76,11 @@ def test_resampling_is_the_1331_filter():
   assert up.shape == (1, 16, 16, 1)
   # Output pixel 2m+1 (interior) is 3/4 of input m and 1/4 of input m+1 in each axis.
   m = 3
-  want_up = sum(wa * wb * x[0, m + da, m + db, 0]
-                for da, wa in ((0, 0.75), (1, 0.25)) for db, wb in ((0, 0.75), (1, 0.25)))
+  want_up = sum(
+    wa * wb * x[0, m + da, m + db, 0]
+    for da, wa in ((0, 0.75), (1, 0.25))
+    for db, wb in ((0, 0.75), (1, 0.25))
+  )
   np.testing.assert_allclose(up[0, 2 * m + 1, 2 * m + 1, 0], want_up, rtol=1e-5)
 
 
@@ -102,7 +105,8 @@ def test_bad_options_are_user_errors():
     r3gan.Discriminator(width=WIDTH, group_size=5).init(jax.random.key(0), x)
   with pytest.raises(UserError, match='stage_widths has 2 entries'):
     r3gan.Generator((28, 28, 1), width=WIDTH, stage_widths=(8, 8)).init(
-        jax.random.key(0), jnp.zeros((1, LATENT)))
+      jax.random.key(0), jnp.zeros((1, LATENT))
+    )
 
 
 def test_stage_widths_change_with_resolution():

@@ -81,8 +81,9 @@ def test_static_lazy_steps_equal_the_on_device_choice():
   gan = build(recipe_config(loss__penalty_every=2, schedule__steps=0))
   init = gan.init(jax.random.key(0))
   on_device = jax.jit(functools.partial(gan_lib.train_step, gan))
-  static = {p: jax.jit(functools.partial(gan_lib.train_step, gan, penalize=p))
-            for p in (True, False)}
+  static = {
+    p: jax.jit(functools.partial(gan_lib.train_step, gan, penalize=p)) for p in (True, False)
+  }
   a = b = init
   for i in range(3):
     a, metrics_a = on_device(a, BATCH, jax.random.key(1))
@@ -99,8 +100,7 @@ def test_d_loss_is_rpgan_plus_gamma_halves_of_r1_and_r2():
   config = recipe_config(loss__penalty_every=1, schedule__steps=0)
   gan = build(config)
   state = gan.init(jax.random.key(0))
-  _, metrics = jax.jit(functools.partial(gan_lib.train_step, gan))(state, BATCH,
-                                                                    jax.random.key(1))
+  _, metrics = jax.jit(functools.partial(gan_lib.train_step, gan))(state, BATCH, jax.random.key(1))
   rngs = jax.random.split(jax.random.fold_in(jax.random.key(1), 0), 5)
   real = data.to_float(BATCH['image'])
   z, _ = gan.sample_noise(rngs[0], 8)

@@ -5,14 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.regularizers import (
-    LeCamState,
-    gradient_penalty,
-    lecam_penalty,
-    lecam_update,
-    r1_penalty,
-    r2_penalty,
-)
+from gan_jax.regularizers import LeCamState
+from gan_jax.regularizers import gradient_penalty
+from gan_jax.regularizers import lecam_penalty
+from gan_jax.regularizers import lecam_update
+from gan_jax.regularizers import r1_penalty
+from gan_jax.regularizers import r2_penalty
 
 SHAPE = (5, 4, 4, 2)  # B, H, W, C
 
@@ -44,9 +42,9 @@ def _quad_single(x):
 def _quad_d(x):
   w, v, u = (jnp.asarray(a, jnp.float32) for a in (_W, _V, _U))
   return (
-      jnp.sum(x * w, axis=(1, 2, 3))
-      + 0.5 * jnp.sum(v * x**2, axis=(1, 2, 3))
-      + jnp.sum(u * x, axis=(1, 2, 3)) ** 2
+    jnp.sum(x * w, axis=(1, 2, 3))
+    + 0.5 * jnp.sum(v * x**2, axis=(1, 2, 3))
+    + jnp.sum(u * x, axis=(1, 2, 3)) ** 2
   )
 
 
@@ -157,7 +155,7 @@ def test_gp_interpolation_is_per_example():
 
 def test_gp_finite_gradient_at_zero_input_gradient():
   x = _images(17)
-  const_d = lambda w: (lambda x: jnp.sum(x * w, axis=(1, 2, 3)))
+  const_d = lambda w: lambda x: jnp.sum(x * w, axis=(1, 2, 3))
   w0 = jnp.zeros(SHAPE[1:])
   gp, g = jax.value_and_grad(lambda w: gradient_penalty(const_d(w), x, x, jax.random.key(0)))(w0)
   np.testing.assert_allclose(gp, 1.0, rtol=1e-5)  # (sqrt(eps) - 1)^2
@@ -168,7 +166,7 @@ def test_gp_differentiable_wrt_d_params():
   # GP(w) = (||w|| - 1)^2 for linear D -> grad = 2 (||w|| - 1) w / ||w||.
   w = jax.random.normal(jax.random.key(18), SHAPE[1:])
   g = jax.grad(
-      lambda w: gradient_penalty(_linear_d(w), _images(19), _images(20), jax.random.key(21))
+    lambda w: gradient_penalty(_linear_d(w), _images(19), _images(20), jax.random.key(21))
   )(w)
   nw = jnp.linalg.norm(w)
   np.testing.assert_allclose(g, 2 * (nw - 1) * w / nw, rtol=1e-4, atol=1e-6)

@@ -61,7 +61,8 @@ from gan_jax import checkpoint
 from gan_jax import experiment
 from gan_jax import gan
 from gan_jax import train
-from tests.conftest import ROOT, load_config
+from tests.conftest import ROOT
+from tests.conftest import load_config
 
 pytestmark = pytest.mark.xdist_group('reliability')  # One set of runs if run under xdist.
 
@@ -73,9 +74,15 @@ STEPS = 12
 # Every piece of GAN train state exists with these; the smoke config logs every 2 steps and
 # evaluates every 3; checkpoints every 2 steps keep log rows and resumes aligned. Lazy R1
 # every 3rd step: two compiled steps, resumed at steps out of phase with the penalty.
-FULL = {'loss.lecam_weight': 0.1, 'augment.policy': 'color,translation,cutout',
-        'model.spectral_norm': True, 'train.num_steps': STEPS, 'train.checkpoint_every': 2,
-        'loss.r1_gamma': 1.0, 'loss.penalty_every': 3}
+FULL = {
+  'loss.lecam_weight': 0.1,
+  'augment.policy': 'color,translation,cutout',
+  'model.spectral_norm': True,
+  'train.num_steps': STEPS,
+  'train.checkpoint_every': 2,
+  'loss.r1_gamma': 1.0,
+  'loss.penalty_every': 3,
+}
 SMOKE = '--config=configs/mnist_dcgan.py:smoke'
 ABSL_LOG_LINE = re.compile(r'^[IW]\d{4} ')  # absl INFO/WARNING records (orbax, JAX).
 PROGRESS = re.compile(r'^step (\d+)/(\d+)')
@@ -119,21 +126,27 @@ class Result:
 
   def describe(self):
     tail = '\n'.join(self.error_lines[-15:])
-    return (f'{" ".join(self.args)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}'
-            f'\n--- stderr (no I/W lines), tail\n{tail}')
+    return (
+      f'{" ".join(self.args)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}'
+      f'\n--- stderr (no I/W lines), tail\n{tail}'
+    )
 
 
 def child_env(cache_dir, xla_flags=''):
   env = dict(os.environ)
-  env.update(JAX_PLATFORMS='cpu', JAX_COMPILATION_CACHE_DIR=cache_dir,
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0',
-             XLA_FLAGS=f'--xla_backend_optimization_level=0 {xla_flags}'.strip())
+  env.update(
+    JAX_PLATFORMS='cpu',
+    JAX_COMPILATION_CACHE_DIR=cache_dir,
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0',
+    XLA_FLAGS=f'--xla_backend_optimization_level=0 {xla_flags}'.strip(),
+  )
   return env
 
 
-def run_child(args, *, env, workdir=None, fault=None, signal_at=None, sig=signal.SIGKILL,
-              timeout=TIMEOUT_SECS) -> Result:
+def run_child(
+  args, *, env, workdir=None, fault=None, signal_at=None, sig=signal.SIGKILL, timeout=TIMEOUT_SECS
+) -> Result:
   """launch.py (or, with `fault`, reliability_child.py) with `args`; waits for it to exit.
 
   `signal_at`: send `sig` when the child prints the progress line of that step or a later one
@@ -167,10 +180,15 @@ def run_child(args, *, env, workdir=None, fault=None, signal_at=None, sig=signal
         proc.kill()
         proc.wait()
     err.seek(0)
-    result = Result(cmd[1:], returncode, ''.join(lines), err.read(), signalled_at,
-                    time.monotonic() - t0)
-  TIMINGS.append((time.monotonic() - t0, ' '.join(
-      a for a in result.args if not a.startswith(('--config.', '--config=')))))
+    result = Result(
+      cmd[1:], returncode, ''.join(lines), err.read(), signalled_at, time.monotonic() - t0
+    )
+  TIMINGS.append(
+    (
+      time.monotonic() - t0,
+      ' '.join(a for a in result.args if not a.startswith(('--config.', '--config='))),
+    )
+  )
   if timed_out.is_set():
     raise AssertionError(f'child timed out after {timeout}s:\n{result.describe()}')
   return result
@@ -178,8 +196,9 @@ def run_child(args, *, env, workdir=None, fault=None, signal_at=None, sig=signal
 
 def finished_steps(workdir):
   ckpt_dir = os.path.join(workdir, 'checkpoints')
-  return sorted(int(n) for n in os.listdir(ckpt_dir) if n.isdigit()) if os.path.isdir(
-      ckpt_dir) else []
+  return (
+    sorted(int(n) for n in os.listdir(ckpt_dir) if n.isdigit()) if os.path.isdir(ckpt_dir) else []
+  )
 
 
 def snapshot(path):
@@ -235,7 +254,6 @@ def mount_works(scratch) -> bool:
 
 
 class Jobs:
-
   def __init__(self, root, prestart: bool):
     self.root = root
     self.cache = os.path.join(root, 'xla_cache')
@@ -315,19 +333,24 @@ def job_kill_chain(jobs):
   workdir = jobs.dir('kill_chain')
   out = {}
   # 1. Killed while writing the first checkpoint: nothing is finished yet.
-  out['mid_write'] = run_child(flags(), env=jobs.env, workdir=workdir,
-                               fault=('kill_mid_write', 2))
-  out['after_mid_write'] = (finished_steps(workdir), sorted(os.listdir(
-      os.path.join(workdir, 'checkpoints'))), metric_rows(workdir))
+  out['mid_write'] = run_child(flags(), env=jobs.env, workdir=workdir, fault=('kill_mid_write', 2))
+  out['after_mid_write'] = (
+    finished_steps(workdir),
+    sorted(os.listdir(os.path.join(workdir, 'checkpoints'))),
+    metric_rows(workdir),
+  )
   # 2. Killed by us at an arbitrary step (whatever step it has reached when the signal lands).
   out['at_step'] = run_child(flags(), env=jobs.env, workdir=workdir, signal_at=3)
   out['after_at_step'] = finished_steps(workdir)
   # 3. Killed with the step-8 checkpoint written in full but not yet committed.
-  out['before_commit'] = run_child(flags(), env=jobs.env, workdir=workdir,
-                                   fault=('kill_before_commit', 8))
+  out['before_commit'] = run_child(
+    flags(), env=jobs.env, workdir=workdir, fault=('kill_before_commit', 8)
+  )
   tmp = os.path.join(workdir, 'checkpoints', '8.orbax-checkpoint-tmp')
-  out['after_before_commit'] = (finished_steps(workdir), sorted(os.listdir(tmp)) if
-                                os.path.isdir(tmp) else None)
+  out['after_before_commit'] = (
+    finished_steps(workdir),
+    sorted(os.listdir(tmp)) if os.path.isdir(tmp) else None,
+  )
   # 4. To the end.
   out['final'] = run_child(flags(), env=jobs.env, workdir=workdir)
   out['workdir'] = workdir
@@ -337,8 +360,7 @@ def job_kill_chain(jobs):
 def job_signal_chain(jobs):
   workdir = jobs.dir('signal_chain')
   out = {'workdir': workdir}
-  out['term'] = run_child(flags(), env=jobs.env, workdir=workdir, signal_at=0,
-                          sig=signal.SIGTERM)
+  out['term'] = run_child(flags(), env=jobs.env, workdir=workdir, signal_at=0, sig=signal.SIGTERM)
   out['after_term'] = finished_steps(workdir)
   out['int'] = run_child(flags(), env=jobs.env, workdir=workdir, signal_at=0, sig=signal.SIGINT)
   out['after_int'] = finished_steps(workdir)
@@ -360,6 +382,7 @@ def _image_folders(root):
 
 def _write_image_folders(folders):
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
   os.makedirs(folders['empty'])
   with open(os.path.join(folders['empty'], 'notes.txt'), 'w') as f:
@@ -367,7 +390,8 @@ def _write_image_folders(folders):
   os.makedirs(folders['corrupt'])
   for i in range(20):
     Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), 'L').save(
-        os.path.join(folders['corrupt'], f'{i:02d}.png'))
+      os.path.join(folders['corrupt'], f'{i:02d}.png')
+    )
   with open(os.path.join(folders['corrupt'], 'broken.png'), 'wb') as f:
     f.write(b'\x89PNG\r\n\x1a\n' + b'\x00' * 40)  # A PNG signature, then garbage.
   for cls, mode in (('rgb', 'RGB'), ('grey', 'L')):  # Mixed sizes, modes; two classes.
@@ -375,7 +399,8 @@ def _write_image_folders(folders):
     for i in range(12):
       shape = (20 + 3 * i, 31 - i) + ((3,) if mode == 'RGB' else ())
       Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(
-          os.path.join(folders['mixed'], cls, f'{i:02d}.png'))
+        os.path.join(folders['mixed'], cls, f'{i:02d}.png')
+      )
 
 
 BROKEN_CONFIG = 'from configs import common\n\ndef get_config(:\n  return common.gan_config()\n'
@@ -384,48 +409,120 @@ BROKEN_CONFIG = 'from configs import common\n\ndef get_config(:\n  return common
 # XLA_FLAGS). Workdir kinds: 'fresh' (a folder holding one bystander file), 'trained' (a copy
 # of ref's workdir), 'read_only' (a read-only bind mount of such a copy).
 BAD_INPUT = {
-    'unknown_config_key': (['--config.train.num_stepz=3'], 'fresh',
-                           r"unknown config key 'num_stepz'", None),
-    'wrong_type': (['--config.train.num_steps=many'], 'fresh',
-                   r'num_steps.*many', None),
-    'missing_config_file': (['--config=configs/no_such_config.py'], 'fresh',
-                            r"config file 'configs/no_such_config\.py' not found", None),
-    'broken_config_file': (['--config={broken_config}'], 'fresh',
-                           r'broken_config\.py.*line 3|line 3.*broken_config\.py', None),
-    'unknown_model': (['--config.model.generator=stylegan9'], 'fresh',
-                      r"unknown generator 'stylegan9'", None),
-    'unknown_loss': (['--config.loss.name=wasserstain'], 'fresh',
-                     r"unknown loss 'wasserstain'", None),
-    'unknown_dataset': (['--config.data.source=embedded:cifar99'], 'fresh',
-                        r"unknown embedded data set 'cifar99'", None),
-    'unknown_source_kind': (['--config.data.source=s3://bucket/x'], 'fresh',
-                            r"unknown data source 's3://bucket/x'", None),
-    'missing_image_folder': (['--config.data.source=folder:/nonexistent/images'], 'fresh',
-                             r"image folder '/nonexistent/images' does not exist", None),
-    'image_folder_without_images': (['--config.data.source=folder:{images}/empty'], 'fresh',
-                                    r'image folder .*empty.* holds no images', None),
-    'image_folder_with_corrupt_image': (
-        ['--config.data.source=folder:{images}/corrupt', '--config.data.channels=1',
-         '--config.data.image_size=28'], 'fresh',
-        r'corrupt or unreadable image .*broken\.png', None),
-    'batch_not_divisible_by_devices': (
-        [], 'fresh', r'batch size 16 is not divisible by the 3 devices',
-        '--xla_force_host_platform_device_count=3'),
-    'different_architecture': (['--config.model.g_width=16'], 'trained',
-                               r'holds a different model.*refusing to overwrite.*new --workdir',
-                               None),
-    'read_only_workdir': ([], 'read_only', r"workdir '.*' is not writable: Read-only file "
-                          r'system|cannot create workdir .*', None),
-    'negative_steps': (['--config.train.num_steps=-5'], 'fresh',
-                       r'config\.train\.num_steps must be >= 1, got -5', None),
-    'ema_decay_out_of_range': (['--config.train.ema_decay=1.5'], 'fresh',
-                               r'config\.train\.ema_decay must be in \[0, 1\), got 1\.5', None),
-    'zero_eval_samples': (['--config.eval.num_samples=0'], 'trained',
-                          r'config\.eval\.num_samples must be >= 2, got 0', None),
-    'negative_penalty': (['--config.loss.r2_gamma=-1.0'], 'trained',
-                         r'config\.loss\.r2_gamma must be >= 0, got -1\.0', None),
-    'zero_penalty_interval': (['--config.loss.penalty_every=0'], 'fresh',
-                              r'config\.loss\.penalty_every must be >= 1, got 0', None),
+  'unknown_config_key': (
+    ['--config.train.num_stepz=3'],
+    'fresh',
+    r"unknown config key 'num_stepz'",
+    None,
+  ),
+  'wrong_type': (['--config.train.num_steps=many'], 'fresh', r'num_steps.*many', None),
+  'missing_config_file': (
+    ['--config=configs/no_such_config.py'],
+    'fresh',
+    r"config file 'configs/no_such_config\.py' not found",
+    None,
+  ),
+  'broken_config_file': (
+    ['--config={broken_config}'],
+    'fresh',
+    r'broken_config\.py.*line 3|line 3.*broken_config\.py',
+    None,
+  ),
+  'unknown_model': (
+    ['--config.model.generator=stylegan9'],
+    'fresh',
+    r"unknown generator 'stylegan9'",
+    None,
+  ),
+  'unknown_loss': (
+    ['--config.loss.name=wasserstain'],
+    'fresh',
+    r"unknown loss 'wasserstain'",
+    None,
+  ),
+  'unknown_dataset': (
+    ['--config.data.source=embedded:cifar99'],
+    'fresh',
+    r"unknown embedded data set 'cifar99'",
+    None,
+  ),
+  'unknown_source_kind': (
+    ['--config.data.source=s3://bucket/x'],
+    'fresh',
+    r"unknown data source 's3://bucket/x'",
+    None,
+  ),
+  'missing_image_folder': (
+    ['--config.data.source=folder:/nonexistent/images'],
+    'fresh',
+    r"image folder '/nonexistent/images' does not exist",
+    None,
+  ),
+  'image_folder_without_images': (
+    ['--config.data.source=folder:{images}/empty'],
+    'fresh',
+    r'image folder .*empty.* holds no images',
+    None,
+  ),
+  'image_folder_with_corrupt_image': (
+    [
+      '--config.data.source=folder:{images}/corrupt',
+      '--config.data.channels=1',
+      '--config.data.image_size=28',
+    ],
+    'fresh',
+    r'corrupt or unreadable image .*broken\.png',
+    None,
+  ),
+  'batch_not_divisible_by_devices': (
+    [],
+    'fresh',
+    r'batch size 16 is not divisible by the 3 devices',
+    '--xla_force_host_platform_device_count=3',
+  ),
+  'different_architecture': (
+    ['--config.model.g_width=16'],
+    'trained',
+    r'holds a different model.*refusing to overwrite.*new --workdir',
+    None,
+  ),
+  'read_only_workdir': (
+    [],
+    'read_only',
+    r"workdir '.*' is not writable: Read-only file "
+    r'system|cannot create workdir .*',
+    None,
+  ),
+  'negative_steps': (
+    ['--config.train.num_steps=-5'],
+    'fresh',
+    r'config\.train\.num_steps must be >= 1, got -5',
+    None,
+  ),
+  'ema_decay_out_of_range': (
+    ['--config.train.ema_decay=1.5'],
+    'fresh',
+    r'config\.train\.ema_decay must be in \[0, 1\), got 1\.5',
+    None,
+  ),
+  'zero_eval_samples': (
+    ['--config.eval.num_samples=0'],
+    'trained',
+    r'config\.eval\.num_samples must be >= 2, got 0',
+    None,
+  ),
+  'negative_penalty': (
+    ['--config.loss.r2_gamma=-1.0'],
+    'trained',
+    r'config\.loss\.r2_gamma must be >= 0, got -1\.0',
+    None,
+  ),
+  'zero_penalty_interval': (
+    ['--config.loss.penalty_every=0'],
+    'fresh',
+    r'config\.loss\.penalty_every must be >= 1, got 0',
+    None,
+  ),
 }
 
 
@@ -455,8 +552,10 @@ def _bad_input_job(name):
         assert _mount('-o', 'remount,ro,bind', workdir)
       else:  # No mount here: sysfs refuses new folders even to root.
         workdir = '/sys/gan_jax_reliability_workdir'
-    args = [a.format(images=os.path.dirname(images['mixed']), broken_config=broken)
-            for a in flags() + extra]
+    args = [
+      a.format(images=os.path.dirname(images['mixed']), broken_config=broken)
+      for a in flags() + extra
+    ]
     before = snapshot(workdir) if os.path.isdir(workdir) else None
     result = run_child(args, env=child_env(jobs.cache, xla_flags or ''), workdir=workdir)
     after = snapshot(workdir) if os.path.isdir(workdir) else None
@@ -481,29 +580,44 @@ def _corrupt_checkpoint_job(how):
     workdir = os.path.join(jobs.dir(f'corrupt_{how}'), 'workdir')
     shutil.copytree(jobs.dir('ref'), workdir)
     newest = os.path.join(workdir, 'checkpoints', str(STEPS))
-    arrays = [p for p in glob.glob(os.path.join(newest, 'state', '**', '*'), recursive=True)
-              if os.path.isfile(p) and os.sep + 'd' + os.sep in p]
+    arrays = [
+      p
+      for p in glob.glob(os.path.join(newest, 'state', '**', '*'), recursive=True)
+      if os.path.isfile(p) and os.sep + 'd' + os.sep in p
+    ]
     assert arrays, os.listdir(os.path.join(newest, 'state'))
     _corrupt_files(arrays, how)
     return run_child(flags(), env=jobs.env, workdir=workdir), workdir
+
   return job, ('ref',)
 
 
 def job_mixed_folder(jobs):
   images = _image_folders(jobs.dir('images'))
   workdir = jobs.dir('mixed_folder')
-  return run_child(flags({'train.num_steps': 2}) + [
-      f'--config.data.source=folder:{images["mixed"]}', '--config.data.image_size=28',
-      '--config.data.channels=1'], env=jobs.env, workdir=workdir), workdir
+  return run_child(
+    flags({'train.num_steps': 2})
+    + [
+      f'--config.data.source=folder:{images["mixed"]}',
+      '--config.data.image_size=28',
+      '--config.data.channels=1',
+    ],
+    env=jobs.env,
+    workdir=workdir,
+  ), workdir
 
 
 def job_disk_full_tmpfs(jobs):
   """The workdir on a tmpfs of 1.5 checkpoints (and room for logs): step 2's fits, 4's not."""
   if not jobs.can_mount:
     pytest.skip('cannot mount a tmpfs here (job_disk_full_mid_write covers a full disk)')
-  one_checkpoint = sum(os.path.getsize(p) for p in glob.glob(
-      os.path.join(jobs.dir('ref'), 'checkpoints', str(STEPS), '**'), recursive=True)
-                       if os.path.isfile(p))
+  one_checkpoint = sum(
+    os.path.getsize(p)
+    for p in glob.glob(
+      os.path.join(jobs.dir('ref'), 'checkpoints', str(STEPS), '**'), recursive=True
+    )
+    if os.path.isfile(p)
+  )
   mount_point = jobs.dir('disk_full_tmpfs')
   size_kib = int(1.5 * one_checkpoint) // 1024 + 512
   assert _mount('-t', 'tmpfs', '-o', f'size={size_kib}k', 'tmpfs', mount_point)
@@ -515,39 +629,52 @@ def job_disk_full_tmpfs(jobs):
 def job_disk_full_mid_write(jobs):
   """ENOSPC raised inside orbax's save of step 4, after the arrays are written."""
   workdir = jobs.dir('disk_full_mid_write')
-  return run_child(flags(), env=jobs.env, workdir=workdir,
-                   fault=('enospc_mid_write', 4)), workdir
+  return run_child(flags(), env=jobs.env, workdir=workdir, fault=('enospc_mid_write', 4)), workdir
 
 
 JOBS = {
-    'ref': (job_ref, ()),
-    'det': (job_det, ('ref',)),
-    'kill_chain': (job_kill_chain, ('ref',)),
-    'signal_chain': (job_signal_chain, ('ref',)),
-    'mixed_folder': (job_mixed_folder, ('ref',)),
-    'disk_full_tmpfs': (job_disk_full_tmpfs, ('ref',)),
-    'disk_full_mid_write': (job_disk_full_mid_write, ('ref',)),
-    'corrupt_truncated': _corrupt_checkpoint_job('truncated'),
-    'corrupt_garbled': _corrupt_checkpoint_job('garbled'),
-    **{f'bad:{name}': _bad_input_job(name) for name in BAD_INPUT},
+  'ref': (job_ref, ()),
+  'det': (job_det, ('ref',)),
+  'kill_chain': (job_kill_chain, ('ref',)),
+  'signal_chain': (job_signal_chain, ('ref',)),
+  'mixed_folder': (job_mixed_folder, ('ref',)),
+  'disk_full_tmpfs': (job_disk_full_tmpfs, ('ref',)),
+  'disk_full_mid_write': (job_disk_full_mid_write, ('ref',)),
+  'corrupt_truncated': _corrupt_checkpoint_job('truncated'),
+  'corrupt_garbled': _corrupt_checkpoint_job('garbled'),
+  **{f'bad:{name}': _bad_input_job(name) for name in BAD_INPUT},
 }
 # Which jobs each test reads (for starting only what the selected tests need).
 NEEDS = {
-    'test_exact_resume_after_sigkill_at_any_moment': ['ref', 'kill_chain'],
-    'test_same_seed_same_losses': ['ref', 'det'],
-    'test_sigterm_and_sigint_save_exit_0_and_resume_exactly': ['ref', 'signal_chain'],
-    'test_bad_input_is_one_clear_line_and_touches_nothing': [f'bad:{n}' for n in BAD_INPUT],
-    'test_mixed_size_and_mode_image_folder_trains': ['mixed_folder'],
-    'test_unreadable_newest_checkpoint_falls_back_and_resumes_exactly': [
-        'ref', 'corrupt_truncated', 'corrupt_garbled'],
-    'test_disk_full_keeps_the_previous_checkpoint': ['disk_full_tmpfs', 'disk_full_mid_write'],
+  'test_exact_resume_after_sigkill_at_any_moment': ['ref', 'kill_chain'],
+  'test_same_seed_same_losses': ['ref', 'det'],
+  'test_sigterm_and_sigint_save_exit_0_and_resume_exactly': ['ref', 'signal_chain'],
+  'test_bad_input_is_one_clear_line_and_touches_nothing': [f'bad:{n}' for n in BAD_INPUT],
+  'test_mixed_size_and_mode_image_folder_trains': ['mixed_folder'],
+  'test_unreadable_newest_checkpoint_falls_back_and_resumes_exactly': [
+    'ref',
+    'corrupt_truncated',
+    'corrupt_garbled',
+  ],
+  'test_disk_full_keeps_the_previous_checkpoint': ['disk_full_tmpfs', 'disk_full_mid_write'],
 }
 # Start order: the reference first (it seeds the compile cache); quick failures fill the other
 # slot meanwhile; then the long chains.
-ORDER = (['ref'] + [f'bad:{n}' for n, c in BAD_INPUT.items() if c[1] == 'fresh'] +
-         ['kill_chain', 'signal_chain', 'det', 'corrupt_truncated', 'corrupt_garbled',
-          'disk_full_tmpfs', 'disk_full_mid_write', 'mixed_folder'] +
-         [f'bad:{n}' for n, c in BAD_INPUT.items() if c[1] != 'fresh'])
+ORDER = (
+  ['ref']
+  + [f'bad:{n}' for n, c in BAD_INPUT.items() if c[1] == 'fresh']
+  + [
+    'kill_chain',
+    'signal_chain',
+    'det',
+    'corrupt_truncated',
+    'corrupt_garbled',
+    'disk_full_tmpfs',
+    'disk_full_mid_write',
+    'mixed_folder',
+  ]
+  + [f'bad:{n}' for n, c in BAD_INPUT.items() if c[1] != 'fresh']
+)
 assert sorted(ORDER) == sorted(JOBS)
 
 
@@ -558,8 +685,9 @@ def jobs(request, tmp_path_factory):
   grouped = request.config.getoption('dist', 'no') == 'loadgroup'
   j = Jobs(str(tmp_path_factory.mktemp('reliability')), prestart=not xdist or grouped)
   if j.prestart:
-    selected = {item.originalname for item in request.session.items
-                if item.module is request.module}
+    selected = {
+      item.originalname for item in request.session.items if item.module is request.module
+    }
     wanted = {job for test in selected for job in NEEDS.get(test, ())}
     for name in ORDER:
       if name in wanted:
@@ -567,8 +695,10 @@ def jobs(request, tmp_path_factory):
   t0 = time.monotonic()
   yield j
   j.close()
-  print(f'\n{len(TIMINGS)} children, {sum(t for t, _ in TIMINGS):.0f} s in total, module '
-        f'{time.monotonic() - t0:.0f} s:')
+  print(
+    f'\n{len(TIMINGS)} children, {sum(t for t, _ in TIMINGS):.0f} s in total, module '
+    f'{time.monotonic() - t0:.0f} s:'
+  )
   for seconds, command in sorted(TIMINGS, reverse=True):
     print(f'  {seconds:5.1f} s  {command}')
 
@@ -607,8 +737,11 @@ def assert_bitwise_equal(expected, actual):
   want = jax.tree_util.tree_flatten_with_path(expected)
   got = jax.tree_util.tree_flatten_with_path(actual)
   assert want[1] == got[1], 'different tree structure'
-  differing = [jax.tree_util.keystr(path) for (path, x), (_, y) in zip(want[0], got[0])
-               if np.asarray(x).dtype != np.asarray(y).dtype or not np.array_equal(x, y)]
+  differing = [
+    jax.tree_util.keystr(path)
+    for (path, x), (_, y) in zip(want[0], got[0])
+    if np.asarray(x).dtype != np.asarray(y).dtype or not np.array_equal(x, y)
+  ]
   assert not differing, f'{len(differing)} of {len(want[0])} leaves differ, e.g. {differing[:5]}'
 
 
@@ -666,8 +799,7 @@ def test_skip_nonfinite_skips_the_bad_step_and_carries_on(tmp_path, capsys):
   config.train.num_steps, config.train.checkpoint_every = 8, 4
   config.train.skip_nonfinite = True
   bad = 5
-  state = train.train_and_evaluate(config, str(tmp_path),
-                                   make_experiment=poisoned_experiment(bad))
+  state = train.train_and_evaluate(config, str(tmp_path), make_experiment=poisoned_experiment(bad))
   assert int(state.step) == 8
   assert checkpoint.all_finite(state)
   rows = metric_rows(str(tmp_path))
@@ -681,8 +813,17 @@ def test_skip_nonfinite_skips_the_bad_step_and_carries_on(tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------
 # 6. Nothing executes from a checkpoint or a cache.
 
-UNSAFE_MODULES = {'pickle', '_pickle', 'cPickle', 'cloudpickle', 'dill', 'joblib', 'shelve',
-                  'marshal', 'torch'}
+UNSAFE_MODULES = {
+  'pickle',
+  '_pickle',
+  'cPickle',
+  'cloudpickle',
+  'dill',
+  'joblib',
+  'shelve',
+  'marshal',
+  'torch',
+}
 
 
 def test_no_pickle_anywhere_in_gan_jax():
@@ -696,15 +837,18 @@ def test_no_pickle_anywhere_in_gan_jax():
     for node in ast.walk(tree):
       where = f'{os.path.relpath(path, ROOT)}:{getattr(node, "lineno", "?")}'
       if isinstance(node, ast.Import):
-        problems += [f'{where} imports {a.name}' for a in node.names
-                     if a.name.split('.')[0] in UNSAFE_MODULES]
+        problems += [
+          f'{where} imports {a.name}' for a in node.names if a.name.split('.')[0] in UNSAFE_MODULES
+        ]
       elif isinstance(node, ast.ImportFrom) and (node.module or '').split('.')[0] in UNSAFE_MODULES:
         problems.append(f'{where} imports from {node.module}')
       elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         if node.func.attr == 'load' and ast.unparse(node.func.value) in ('np', 'numpy', 'jnp'):
           kwargs = {k.arg: k.value for k in node.keywords}
-          if not (isinstance(kwargs.get('allow_pickle'), ast.Constant)
-                  and kwargs['allow_pickle'].value is False):
+          if not (
+            isinstance(kwargs.get('allow_pickle'), ast.Constant)
+            and kwargs['allow_pickle'].value is False
+          ):
             problems.append(f'{where} np.load without allow_pickle=False')
         if node.func.attr in ('loads', 'load') and 'pickle' in ast.unparse(node.func.value):
           problems.append(f'{where} {ast.unparse(node.func)}')
@@ -725,14 +869,16 @@ class _Payload:
 
 def test_cached_reference_stats_never_unpickle(tmp_path):
   from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
+
   judge = evaluate.Judge(model=None, params=None, workdir=str(tmp_path), step=7)
   marker = tmp_path / 'code_ran'
   key = 'embedded_mnist_train_step7'
   os.makedirs(tmp_path / 'reference_stats')
   payload = np.empty(1, dtype=object)
   payload[0] = _Payload(str(marker))
-  np.savez(tmp_path / 'reference_stats' / f'{key}.npz', features=payload, probs=payload,
-           labels=payload)
+  np.savez(
+    tmp_path / 'reference_stats' / f'{key}.npz', features=payload, probs=payload, labels=payload
+  )
   with pytest.raises(ValueError, match='allow_pickle'):
     evaluate.reference_features(judge, 'embedded:mnist', 'train')
   assert not marker.exists()
@@ -786,8 +932,10 @@ def test_same_seed_same_losses(jobs, ref):
   rows = metric_rows(jobs.dir('det'))
   assert [r['step'] for r in rows] == list(range(2, STEPS + 1, 2))
   assert rows == ref['metrics']  # d_loss, g_loss, lecam, d_real, ...: exactly equal.
-  with open(os.path.join(jobs.dir('det'), 'metrics.jsonl')) as f1, open(
-      os.path.join(ref['workdir'], 'metrics.jsonl')) as f2:
+  with (
+    open(os.path.join(jobs.dir('det'), 'metrics.jsonl')) as f1,
+    open(os.path.join(ref['workdir'], 'metrics.jsonl')) as f2,
+  ):
     losses = lambda f: [re.findall(r'"[dg]_loss": [^,}]+', line) for line in f]
     assert losses(f1) == losses(f2)  # The very bytes of the loss values.
   _, state = final_state(jobs.dir('det'))
@@ -846,9 +994,11 @@ def test_mixed_size_and_mode_image_folder_trains(jobs):
 def test_unreadable_newest_checkpoint_falls_back_and_resumes_exactly(jobs, ref, how):
   result, workdir = jobs.get(f'corrupt_{how}')
   assert result.returncode == 0, result.describe()
-  assert re.search(rf'checkpoint at step {STEPS} is unreadable \(.+\); moved it to '
-                   rf'\S+/{STEPS}\.unreadable; falling back to step {STEPS - 2}',
-                   result.stdout), result.describe()
+  assert re.search(
+    rf'checkpoint at step {STEPS} is unreadable \(.+\); moved it to '
+    rf'\S+/{STEPS}\.unreadable; falling back to step {STEPS - 2}',
+    result.stdout,
+  ), result.describe()
   assert result.resumed_from() == STEPS - 2
   assert os.path.isdir(os.path.join(workdir, 'checkpoints', f'{STEPS}.unreadable'))  # Kept.
   _, state = final_state(workdir)
@@ -859,9 +1009,12 @@ def _assert_clean_disk_full_failure(result, workdir, failed_step, kept_step):
   assert result.returncode == 2, result.describe()
   lines = result.error_lines
   assert len(lines) == 1, result.describe()
-  assert re.fullmatch(rf'error: could not save the checkpoint at step {failed_step}: No space '
-                      rf'left on device.*; the previous checkpoint \(step {kept_step}\) is '
-                      r'intact', lines[0]), lines[0]
+  assert re.fullmatch(
+    rf'error: could not save the checkpoint at step {failed_step}: No space '
+    rf'left on device.*; the previous checkpoint \(step {kept_step}\) is '
+    r'intact',
+    lines[0],
+  ), lines[0]
   assert finished_steps(workdir) == [kept_step]
   assert os.listdir(os.path.join(workdir, 'checkpoints')) == [str(kept_step)], 'leftovers'
   step, state = final_state(workdir)

@@ -57,19 +57,20 @@ def test_shapes(image_shape, num_classes):
   labels = jnp.array([0, 7]) if num_classes else None
   g_vars = jax.eval_shape(lambda: g.init(jax.random.key(0), z, labels, train=False))
   images, _ = jax.eval_shape(
-      lambda v: g.apply(v, z, labels, train=True, mutable=['batch_stats']), g_vars)
+    lambda v: g.apply(v, z, labels, train=True, mutable=['batch_stats']), g_vars
+  )
   assert images.shape == (2, *image_shape)
   d_vars = jax.eval_shape(lambda x: d.init(jax.random.key(0), x, labels, train=False), images)
   logits, _ = jax.eval_shape(
-      lambda v, x: d.apply(v, x, labels, train=True, mutable=['batch_stats']), d_vars, images)
+    lambda v, x: d.apply(v, x, labels, train=True, mutable=['batch_stats']), d_vars, images
+  )
   assert logits.shape == (2,)
 
 
 def test_images_in_range_and_batch_stats_update(conditional_g):
   g, variables = conditional_g
   z = jnp.asarray(np.random.default_rng(0).normal(0, 3, (2, LATENT)), jnp.float32)
-  images, stats = g.apply(variables, z, jnp.array([0, 7]), train=True,
-                          mutable=['batch_stats'])
+  images, stats = g.apply(variables, z, jnp.array([0, 7]), train=True, mutable=['batch_stats'])
   assert jnp.all(jnp.abs(images) <= 1.0)
   assert float(jnp.std(images)) > 0
   unchanged = jax.tree.map(jnp.array_equal, variables['batch_stats'], stats['batch_stats'])
@@ -90,8 +91,7 @@ def test_other_layouts():
     logits = jax.eval_shape(lambda v, x: d.apply(v, x, train=False), d_vars, images)
     assert logits.shape == (2,)
   with pytest.raises(ValueError, match='down_blocks'):
-    jax.eval_shape(resnet.Discriminator(width=WIDTH, down_blocks=4).init, jax.random.key(0),
-                   images)
+    jax.eval_shape(resnet.Discriminator(width=WIDTH, down_blocks=4).init, jax.random.key(0), images)
 
 
 def test_labels_required_when_conditional(conditional_g):
@@ -107,8 +107,11 @@ def test_spectral_norm_state_updates_only_in_train(conditional_d):
   assert set(variables) == {'params', 'batch_stats'}
   old = variables['batch_stats']
   # Every Conv/Dense/Embed of D has its power-iteration state outside the parameters.
-  weights = [path for path, _ in jax.tree_util.tree_flatten_with_path(variables['params'])[0]
-             if path[-1].key in ('kernel', 'embedding')]
+  weights = [
+    path
+    for path, _ in jax.tree_util.tree_flatten_with_path(variables['params'])[0]
+    if path[-1].key in ('kernel', 'embedding')
+  ]
   assert len(_sn_leaves(old, 'u')) == len(weights) == 12  # 10 convs, the Dense, the Embed.
 
   logits, new = d.apply(variables, x, labels, train=True, mutable=['batch_stats'])
@@ -132,9 +135,15 @@ def test_spectral_norm_converges_to_largest_singular_value(conditional_d):
   @jax.jit
   def power_iterate(stats):
     def step(_, stats):
-      _, new = d.apply({'params': variables['params'], 'batch_stats': stats}, x, labels,
-                       train=True, mutable=['batch_stats'])
+      _, new = d.apply(
+        {'params': variables['params'], 'batch_stats': stats},
+        x,
+        labels,
+        train=True,
+        mutable=['batch_stats'],
+      )
       return new['batch_stats']
+
     return jax.lax.fori_loop(0, 300, step, stats)
 
   sigmas = _sn_leaves(power_iterate(variables['batch_stats']), 'sigma')
@@ -177,24 +186,27 @@ def test_conditional_batch_norm():
   gain = jnp.asarray(rng.standard_normal((3, 5)), jnp.float32)
   bias = jnp.asarray(rng.standard_normal((3, 5)), jnp.float32)
   params = {'gain': {'embedding': gain}, 'bias': {'embedding': bias}}
-  out, _ = cbn.apply({**variables, 'params': params}, x, labels, train=True,
-                     mutable=['batch_stats'])
+  out, _ = cbn.apply(
+    {**variables, 'params': params}, x, labels, train=True, mutable=['batch_stats']
+  )
   expected = normalised * gain[labels][:, None, None] + bias[labels][:, None, None]
   np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 def test_conditional_generator_depends_on_label(conditional_g):
   g, variables = conditional_g
-  z = jnp.tile(jnp.asarray(np.random.default_rng(0).standard_normal((1, LATENT)), jnp.float32),
-               (2, 1))
+  z = jnp.tile(
+    jnp.asarray(np.random.default_rng(0).standard_normal((1, LATENT)), jnp.float32), (2, 1)
+  )
   labels = jnp.array([3, 7])
   images = g.apply(variables, z, labels, train=False)
   # Gains start at 1 and biases at 0: at initialisation the label has no effect...
   np.testing.assert_allclose(images[0], images[1], atol=1e-6)
   # ...but once the class embeddings differ, so do the images of the same z.
   rng = np.random.default_rng(0)  # NumPy: no per-shape compilation of random ops.
-  params = jax.tree.map(lambda p: p + 0.1 * rng.standard_normal(p.shape, np.float32),
-                        variables['params'])
+  params = jax.tree.map(
+    lambda p: p + 0.1 * rng.standard_normal(p.shape, np.float32), variables['params']
+  )
   images = g.apply({**variables, 'params': params}, z, labels, train=False)
   assert not jnp.allclose(images[0], images[1], atol=1e-3)
 
@@ -208,8 +220,9 @@ def test_projection_discriminator_depends_on_label_and_has_finite_grads(conditio
   assert abs(float(logits[0] - logits[1])) > 1e-4
 
   def loss(params):  # As in D's own update: train mode, stats mutable.
-    logits, new = d.apply({**variables, 'params': params}, x, labels, train=True,
-                          mutable=['batch_stats'])
+    logits, new = d.apply(
+      {**variables, 'params': params}, x, labels, train=True, mutable=['batch_stats']
+    )
     return jnp.sum(logits), new
 
   # Compiled: op-by-op backward passes compile every primitive separately, which is slower.

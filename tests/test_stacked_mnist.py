@@ -25,8 +25,7 @@ def test_examples_depend_only_on_their_index(stacked):
   assert stacked[0]['image'].shape == (28, 28, 3) and stacked.image_shape == (28, 28, 3)
   assert len(stacked) == 500 and stacked.num_classes == 1000
   # A longer data set has the same first examples: example i does not depend on the size.
-  np.testing.assert_array_equal(data.stacked_mnist('train', 900)[42]['image'],
-                                stacked[42]['image'])
+  np.testing.assert_array_equal(data.stacked_mnist('train', 900)[42]['image'], stacked[42]['image'])
   with pytest.raises(IndexError):
     stacked[500]  # pylint: disable=pointless-statement
 
@@ -50,14 +49,16 @@ def test_test_split_stacks_held_out_digits():
   held_out = data.embedded_mnist('test')
   for i in range(20):
     assert np.all(test.digit_indices(i) < len(held_out))
-    np.testing.assert_array_equal(test[i]['image'][..., 0],
-                                  held_out.images[test.digit_indices(i)[0]][..., 0])
+    np.testing.assert_array_equal(
+      test[i]['image'][..., 0], held_out.images[test.digit_indices(i)[0]][..., 0]
+    )
   assert not np.array_equal(test[0]['image'], data.stacked_mnist('train', 100)[0]['image'])
 
 
 def test_config_size_and_bad_size():
   class Config(dict):
     get = dict.get
+
   source = data.load('embedded:stacked_mnist', 'train', Config(stacked_size=123))
   assert len(source) == 123
   with pytest.raises(UserError, match='stacked_size must be >= 1'):
@@ -114,8 +115,7 @@ class _BrightnessJudge:
 
 def test_stacked_mode_metrics_split_images_into_their_channels():
   triples = np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3], [9, 0, 0]])
-  images = np.broadcast_to((triples * 20).astype(np.uint8)[:, None, None, :],
-                           (4, 28, 28, 3)).copy()
+  images = np.broadcast_to((triples * 20).astype(np.uint8)[:, None, None, :], (4, 28, 28, 3)).copy()
   result = evaluate.stacked_mode_metrics(_BrightnessJudge(), images)
   assert result['modes'] == 3
   p = np.array([0.5, 0.25, 0.25])

@@ -17,15 +17,15 @@ SOURCE = data.load('embedded:mnist', 'train')
 BATCH = {'image': SOURCE.images[:8], 'label': SOURCE.labels[:8]}
 
 OPTIONS = {
-    'hinge': {'loss.name': 'hinge'},
-    'wgan_gp': {'loss.name': 'wasserstein', 'loss.gp_weight': 10.0},
-    'lsgan_r1': {'loss.name': 'least_squares', 'loss.r1_gamma': 1.0},
-    'lecam_diffaugment': {'loss.lecam_weight': 0.1, 'augment.policy': 'color,translation,cutout'},
-    'spectral_norm': {'model.spectral_norm': True},
-    'projection_cgan': {'model.conditional': True},
-    'acgan': {'model.conditional': True, 'model.conditioning': 'acgan'},
-    'rpgan_r1_r2': {'loss.name': 'rpgan', 'loss.r1_gamma': 1.0, 'loss.r2_gamma': 1.0},
-    'rpgan_cgan': {'loss.name': 'rpgan', 'model.conditional': True},
+  'hinge': {'loss.name': 'hinge'},
+  'wgan_gp': {'loss.name': 'wasserstein', 'loss.gp_weight': 10.0},
+  'lsgan_r1': {'loss.name': 'least_squares', 'loss.r1_gamma': 1.0},
+  'lecam_diffaugment': {'loss.lecam_weight': 0.1, 'augment.policy': 'color,translation,cutout'},
+  'spectral_norm': {'model.spectral_norm': True},
+  'projection_cgan': {'model.conditional': True},
+  'acgan': {'model.conditional': True, 'model.conditioning': 'acgan'},
+  'rpgan_r1_r2': {'loss.name': 'rpgan', 'loss.r1_gamma': 1.0, 'loss.r2_gamma': 1.0},
+  'rpgan_cgan': {'loss.name': 'rpgan', 'model.conditional': True},
 }
 
 
@@ -74,8 +74,10 @@ def test_spectral_norm_state_lives_in_the_train_state_and_advances():
   state = gan.init(jax.random.key(0))
   assert jax.tree.leaves(state.d_stats), 'no power-iteration vectors in the D state'
   new, _ = jax.jit(functools.partial(gan_lib.train_step, gan))(state, BATCH, jax.random.key(1))
-  moved = [float(jnp.max(jnp.abs(a - b)))
-           for a, b in zip(jax.tree.leaves(state.d_stats), jax.tree.leaves(new.d_stats))]
+  moved = [
+    float(jnp.max(jnp.abs(a - b)))
+    for a, b in zip(jax.tree.leaves(state.d_stats), jax.tree.leaves(new.d_stats))
+  ]
   assert max(moved) > 0
 
 
@@ -86,7 +88,9 @@ def test_conditional_generator_uses_the_requested_labels():
   assert not np.allclose(images[0], images[1])
 
 
-@pytest.mark.parametrize('overrides, message', [
+@pytest.mark.parametrize(
+  'overrides, message',
+  [
     ({'augment.policy': 'color,flip'}, 'flip'),
     ({'model.conditioning': 'film'}, 'conditioning'),
     ({'model.conv_chunks': -1}, 'conv_chunks'),
@@ -95,7 +99,8 @@ def test_conditional_generator_uses_the_requested_labels():
     ({'schedule.steps': -1}, 'schedule.steps must be >= 0'),
     ({'schedule.b2_start': 1.0}, 'b2_start must be in'),
     ({'schedule.gamma_final': -1.0}, 'fractions of the start values'),
-])
+  ],
+)
 def test_bad_toolbox_settings_are_user_errors(overrides, message):
   with pytest.raises(UserError, match=message):
     gan_lib.build(configured(overrides), SOURCE.image_shape, SOURCE.num_classes)

@@ -8,20 +8,20 @@ from gan_jax.models import r3gan
 from gan_jax.models import resnet
 
 GENERATORS = {
-    'dcgan': dcgan.Generator,
-    'mlp': mlp_gan.Generator,
-    'resnet': resnet.Generator,
-    'r3gan': r3gan.Generator,
+  'dcgan': dcgan.Generator,
+  'mlp': mlp_gan.Generator,
+  'resnet': resnet.Generator,
+  'r3gan': r3gan.Generator,
 }
 DISCRIMINATORS = {
-    'dcgan': dcgan.Discriminator,
-    'mlp': mlp_gan.Discriminator,
-    'resnet': resnet.Discriminator,
-    'r3gan': r3gan.Discriminator,
+  'dcgan': dcgan.Discriminator,
+  'mlp': mlp_gan.Discriminator,
+  'resnet': resnet.Discriminator,
+  'r3gan': r3gan.Discriminator,
 }
 
 CLASSIFIERS = {
-    'cnn': classifier.CNN,
+  'cnn': classifier.CNN,
 }
 
 

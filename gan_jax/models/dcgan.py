@@ -37,12 +37,11 @@ class Generator(nn.Module):
     norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
     if self.num_classes:
       z = jnp.concatenate([z, nn.Embed(self.num_classes, z.shape[-1])(labels)], axis=-1)
-    channels = self.width * 2 ** n
+    channels = self.width * 2**n
     x = nn.Dense(size * size * channels, use_bias=False)(z)
     x = nn.relu(norm()(x.reshape(-1, size, size, channels)))
     for i in range(n):
-      x = layers.UpConv2x(self.width * 2 ** (n - 1 - i), use_bias=False,
-                          chunks=self.conv_chunks)(x)
+      x = layers.UpConv2x(self.width * 2 ** (n - 1 - i), use_bias=False, chunks=self.conv_chunks)(x)
       x = nn.relu(norm()(x))
     conv = layers.chunked_conv(self.conv_chunks)
     return jnp.tanh(nn.Conv(self.image_shape[-1], (3, 3), conv_general_dilated=conv)(x))
@@ -65,7 +64,7 @@ class Discriminator(nn.Module):
     _, n = start_size(x.shape[1])
     conv = layers.chunked_conv(self.conv_chunks)
     for i in range(n):
-      layer = nn.Conv(self.width * 2 ** i, (4, 4), strides=2, conv_general_dilated=conv)
+      layer = nn.Conv(self.width * 2**i, (4, 4), strides=2, conv_general_dilated=conv)
       x = nn.leaky_relu(sn(layer, x), 0.2)
     features = x.reshape(x.shape[0], -1)
     return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn)

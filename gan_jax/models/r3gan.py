@@ -24,8 +24,8 @@ stage (the paper's CIFAR-10 preset does the same), and the [1, 2, 1] resampling 
 border instead of padding with zeros.
 """
 
-import math
 from collections.abc import Sequence
+import math
 
 import flax.linen as nn
 import jax
@@ -37,14 +37,14 @@ from gan_jax.models import layers
 
 LEAKY_SLOPE = 0.2
 # The gain that keeps a leaky ReLU's output variance equal to its input's (He et al. 2015).
-ACTIVATION_GAIN = math.sqrt(2.0 / (1.0 + LEAKY_SLOPE ** 2))
+ACTIVATION_GAIN = math.sqrt(2.0 / (1.0 + LEAKY_SLOPE**2))
 
 
 def msr_init(gain: float = 1.0):
   """N(0, gain^2 / fan_in) weights (fan_in counts one group's inputs for grouped convs)."""
   if gain == 0:
     return nn.initializers.zeros_init()
-  return nn.initializers.variance_scaling(gain ** 2, 'fan_in', 'normal')
+  return nn.initializers.variance_scaling(gain**2, 'fan_in', 'normal')
 
 
 def resample(x: jax.Array, factor: float) -> jax.Array:
@@ -61,8 +61,10 @@ def stage_widths(width: int, stages: int, widths: Sequence[int]) -> tuple[int, .
   if not widths:
     return (width,) * stages
   if len(widths) != stages:
-    raise UserError(f'config.model.r3gan.stage_widths has {len(widths)} entries; these images '
-                    f'need {stages} (one per resolution, smallest first)')
+    raise UserError(
+      f'config.model.r3gan.stage_widths has {len(widths)} entries; these images '
+      f'need {stages} (one per resolution, smallest first)'
+    )
   return tuple(widths)
 
 
@@ -71,8 +73,9 @@ class BiasedActivation(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return nn.leaky_relu(x + self.param('bias', nn.initializers.zeros_init(), (x.shape[-1],)),
-                         LEAKY_SLOPE)
+    return nn.leaky_relu(
+      x + self.param('bias', nn.initializers.zeros_init(), (x.shape[-1],)), LEAKY_SLOPE
+    )
 
 
 class ResidualBlock(nn.Module):
@@ -91,14 +94,22 @@ class ResidualBlock(nn.Module):
     expanded = channels * self.expansion
     group_size = min(self.group_size, expanded)
     if self.group_size < 1 or expanded % group_size:
-      raise UserError(f'config.model.r3gan.group_size={self.group_size} must divide the '
-                      f'{expanded} expanded channels ({channels} x expansion {self.expansion})')
-    gain = ACTIVATION_GAIN * self.num_blocks ** -0.25
+      raise UserError(
+        f'config.model.r3gan.group_size={self.group_size} must divide the '
+        f'{expanded} expanded channels ({channels} x expansion {self.expansion})'
+      )
+    gain = ACTIVATION_GAIN * self.num_blocks**-0.25
 
     def conv(features, kernel, init, groups, name):
-      layer = nn.Conv(features, (kernel, kernel), use_bias=False, kernel_init=init,
-                      feature_group_count=groups, name=name,
-                      conv_general_dilated=layers.chunked_conv(self.conv_chunks))
+      layer = nn.Conv(
+        features,
+        (kernel, kernel),
+        use_bias=False,
+        kernel_init=init,
+        feature_group_count=groups,
+        name=name,
+        conv_general_dilated=layers.chunked_conv(self.conv_chunks),
+      )
       return layers.maybe_spectral_norm(layer, self.spectral_norm, self.update_stats)
 
     y = conv(expanded, 1, msr_init(gain), 1, 'expand')(x)
@@ -121,8 +132,14 @@ class DiscriminativeBasis(nn.Module):
 
 
 def _conv1x1(features, spectral_norm, update_stats, conv_chunks, name):
-  layer = nn.Conv(features, (1, 1), use_bias=False, kernel_init=msr_init(), name=name,
-                  conv_general_dilated=layers.chunked_conv(conv_chunks))
+  layer = nn.Conv(
+    features,
+    (1, 1),
+    use_bias=False,
+    kernel_init=msr_init(),
+    name=name,
+    conv_general_dilated=layers.chunked_conv(conv_chunks),
+  )
   return layers.maybe_spectral_norm(layer, spectral_norm, update_stats)
 
 
@@ -147,15 +164,29 @@ class Generator(nn.Module):
       if labels is None:
         raise ValueError(f'a conditional generator ({self.num_classes} classes) needs labels')
       # R3GAN: a bias-free linear map of the one-hot label, as wide as the noise.
-      embed = nn.Embed(self.num_classes, z.shape[-1], name='class_embed',
-                       embedding_init=nn.initializers.normal(self.num_classes ** -0.5))
+      embed = nn.Embed(
+        self.num_classes,
+        z.shape[-1],
+        name='class_embed',
+        embedding_init=nn.initializers.normal(self.num_classes**-0.5),
+      )
       z = jnp.concatenate([z, embed(labels)], axis=-1)
     block = lambda i, j: ResidualBlock(
-        self.expansion, self.group_size, self.blocks_per_stage * (n + 1), self.spectral_norm,
-        train, self.conv_chunks, name=f'stage{i}_block{j}')
+      self.expansion,
+      self.group_size,
+      self.blocks_per_stage * (n + 1),
+      self.spectral_norm,
+      train,
+      self.conv_chunks,
+      name=f'stage{i}_block{j}',
+    )
     basis = self.param('basis', nn.initializers.normal(1.0), (size, size, widths[0]))
-    x = basis * nn.Dense(widths[0], use_bias=False, kernel_init=msr_init(),
-                         name='basis_scale')(z)[:, None, None, :]
+    x = (
+      basis
+      * nn.Dense(widths[0], use_bias=False, kernel_init=msr_init(), name='basis_scale')(z)[
+        :, None, None, :
+      ]
+    )
     for i, width in enumerate(widths):
       if i:
         if width != widths[i - 1]:
@@ -163,8 +194,9 @@ class Generator(nn.Module):
         x = resample(x, 2.0)
       for j in range(self.blocks_per_stage):
         x = block(i, j)(x)
-    return _conv1x1(self.image_shape[-1], self.spectral_norm, train, self.conv_chunks,
-                    'to_image')(x)
+    return _conv1x1(self.image_shape[-1], self.spectral_norm, train, self.conv_chunks, 'to_image')(
+      x
+    )
 
 
 class Discriminator(nn.Module):
@@ -190,9 +222,15 @@ class Discriminator(nn.Module):
     x = conv1x1(widths[0], 'from_image')(x)
     for i, width in enumerate(widths):
       for j in range(self.blocks_per_stage):
-        x = ResidualBlock(self.expansion, self.group_size, self.blocks_per_stage * (n + 1),
-                          self.spectral_norm, update, self.conv_chunks,
-                          name=f'stage{i}_block{j}')(x)
+        x = ResidualBlock(
+          self.expansion,
+          self.group_size,
+          self.blocks_per_stage * (n + 1),
+          self.spectral_norm,
+          update,
+          self.conv_chunks,
+          name=f'stage{i}_block{j}',
+        )(x)
       if i < n:
         x = resample(x, 0.5)
         if widths[i + 1] != width:
@@ -203,13 +241,17 @@ class Discriminator(nn.Module):
     features = sn(DiscriminativeBasis(name='basis'), x)
     if self.num_classes and self.conditioning == 'projection':
       if labels is None:
-        raise ValueError(f'a conditional discriminator ({self.num_classes} classes) needs '
-                         'labels')
+        raise ValueError(f'a conditional discriminator ({self.num_classes} classes) needs labels')
       # R3GAN: the features map to an embedding, dotted with the class's embedding.
       dim = widths[0]  # As R3GAN: the width of D's first stage.
       out = sn(nn.Dense(dim, use_bias=False, kernel_init=msr_init(), name='out'), features)
-      embed = nn.Embed(self.num_classes, dim, name='class_embed',
-                       embedding_init=nn.initializers.normal((dim * self.num_classes) ** -0.5))
+      embed = nn.Embed(
+        self.num_classes,
+        dim,
+        name='class_embed',
+        embedding_init=nn.initializers.normal((dim * self.num_classes) ** -0.5),
+      )
       return jnp.sum(out * sn(embed, labels), axis=-1)
-    return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn,
-                                     kernel_init=msr_init())
+    return layers.discriminator_head(
+      features, labels, self.num_classes, self.conditioning, sn, kernel_init=msr_init()
+    )

@@ -57,14 +57,22 @@ class ConditionalBatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels, train: bool = True):
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon,
-                     use_scale=False, use_bias=False, name='bn')(x)
+    x = nn.BatchNorm(
+      use_running_average=not train,
+      momentum=self.momentum,
+      epsilon=self.epsilon,
+      use_scale=False,
+      use_bias=False,
+      name='bn',
+    )(x)
     features = x.shape[-1]
     shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (features,)
-    gain = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.ones,
-                    name='gain')(labels)
-    bias = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros,
-                    name='bias')(labels)
+    gain = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.ones, name='gain')(
+      labels
+    )
+    bias = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros, name='bias')(
+      labels
+    )
     return x * gain.reshape(shape) + bias.reshape(shape)
 
 
@@ -86,8 +94,13 @@ class GBlock(nn.Module):
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
     def conv(kernel, init, name):
-      layer = nn.Conv(self.features, (kernel, kernel), kernel_init=init, name=name,
-                      conv_general_dilated=layers.chunked_conv(self.conv_chunks))
+      layer = nn.Conv(
+        self.features,
+        (kernel, kernel),
+        kernel_init=init,
+        name=name,
+        conv_general_dilated=layers.chunked_conv(self.conv_chunks),
+      )
       return layers.maybe_spectral_norm(layer, self.spectral_norm, train)
 
     h = nn.relu(_batch_norm(x, labels, self.num_classes, train, 'bn1'))
@@ -115,8 +128,13 @@ class DBlock(nn.Module):
   @nn.compact
   def __call__(self, x, update_stats: bool):
     def conv(kernel, init, name):
-      layer = nn.Conv(self.features, (kernel, kernel), kernel_init=init, name=name,
-                      conv_general_dilated=layers.chunked_conv(self.conv_chunks))
+      layer = nn.Conv(
+        self.features,
+        (kernel, kernel),
+        kernel_init=init,
+        name=name,
+        conv_general_dilated=layers.chunked_conv(self.conv_chunks),
+      )
       return layers.maybe_spectral_norm(layer, self.spectral_norm, update_stats)
 
     pool = _avg_pool if self.downsample else (lambda h: h)
@@ -152,13 +170,18 @@ class Generator(nn.Module):
     x = layers.maybe_spectral_norm(dense, self.spectral_norm, train)(z)
     x = x.reshape(-1, size, size, channels)
     for i in range(n):
-      x = GBlock(channels, self.num_classes, self.spectral_norm, self.conv_chunks,
-                 name=f'block{i}')(x, labels, train)
+      x = GBlock(
+        channels, self.num_classes, self.spectral_norm, self.conv_chunks, name=f'block{i}'
+      )(x, labels, train)
     # SNGAN's last batch norm is unconditional.
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
-                             name='bn')(x))
-    out = nn.Conv(self.image_shape[-1], (3, 3), kernel_init=_INIT, name='conv_out',
-                  conv_general_dilated=layers.chunked_conv(self.conv_chunks))
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, name='bn')(x))
+    out = nn.Conv(
+      self.image_shape[-1],
+      (3, 3),
+      kernel_init=_INIT,
+      name='conv_out',
+      conv_general_dilated=layers.chunked_conv(self.conv_chunks),
+    )
     return jnp.tanh(layers.maybe_spectral_norm(out, self.spectral_norm, train)(x))
 
 
@@ -194,10 +217,16 @@ class Discriminator(nn.Module):
     update = train and self.is_mutable_collection('batch_stats')
     channels = self.width * self.channel_multiplier
     for i in range(downs + self.plain_blocks):
-      x = DBlock(channels, downsample=i < downs, optimized=i == 0,
-                 spectral_norm=self.spectral_norm, conv_chunks=self.conv_chunks,
-                 name=f'block{i}')(x, update)
+      x = DBlock(
+        channels,
+        downsample=i < downs,
+        optimized=i == 0,
+        spectral_norm=self.spectral_norm,
+        conv_chunks=self.conv_chunks,
+        name=f'block{i}',
+      )(x, update)
     features = jnp.sum(nn.relu(x), axis=(1, 2))  # Global sum pooling, as in SNGAN.
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
-    return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn,
-                                     kernel_init=_INIT)
+    return layers.discriminator_head(
+      features, labels, self.num_classes, self.conditioning, sn, kernel_init=_INIT
+    )
