@@ -143,6 +143,19 @@ def _conv1x1(features, spectral_norm, update_stats, conv_chunks, name):
   return layers.maybe_spectral_norm(layer, spectral_norm, update_stats)
 
 
+def _block(net, stages: int, update_stats: bool, i: int, j: int) -> ResidualBlock:
+  """Block j of stage i of a Generator or Discriminator `net` (L = its blocks in all)."""
+  return ResidualBlock(
+    net.expansion,
+    net.group_size,
+    net.blocks_per_stage * (stages + 1),
+    net.spectral_norm,
+    update_stats,
+    net.conv_chunks,
+    name=f'stage{i}_block{j}',
+  )
+
+
 class Generator(nn.Module):
   """z (B, latent) [+ labels (B,)] -> images (B, H, W, C), roughly in [-1, 1] (no tanh)."""
 
@@ -171,15 +184,7 @@ class Generator(nn.Module):
         embedding_init=nn.initializers.normal(self.num_classes**-0.5),
       )
       z = jnp.concatenate([z, embed(labels)], axis=-1)
-    block = lambda i, j: ResidualBlock(
-      self.expansion,
-      self.group_size,
-      self.blocks_per_stage * (n + 1),
-      self.spectral_norm,
-      train,
-      self.conv_chunks,
-      name=f'stage{i}_block{j}',
-    )
+    block = lambda i, j: _block(self, n, train, i, j)
     basis = self.param('basis', nn.initializers.normal(1.0), (size, size, widths[0]))
     x = (
       basis
@@ -222,15 +227,7 @@ class Discriminator(nn.Module):
     x = conv1x1(widths[0], 'from_image')(x)
     for i, width in enumerate(widths):
       for j in range(self.blocks_per_stage):
-        x = ResidualBlock(
-          self.expansion,
-          self.group_size,
-          self.blocks_per_stage * (n + 1),
-          self.spectral_norm,
-          update,
-          self.conv_chunks,
-          name=f'stage{i}_block{j}',
-        )(x)
+        x = _block(self, n, update, i, j)(x)
       if i < n:
         x = resample(x, 0.5)
         if widths[i + 1] != width:

@@ -15,6 +15,8 @@ weight already divided by its first sigma estimate, so initial kernels have spec
 rather than the initializer's scale; the normalised forward pass does not depend on that scale.
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -76,6 +78,18 @@ class ConditionalBatchNorm(nn.Module):
     return x * gain.reshape(shape) + bias.reshape(shape)
 
 
+def _conv(features, spectral_norm, update_stats, conv_chunks, kernel, init, name):
+  """A k x k 'SAME' conv with bias, spectrally normalised if asked."""
+  layer = nn.Conv(
+    features,
+    (kernel, kernel),
+    kernel_init=init,
+    name=name,
+    conv_general_dilated=layers.chunked_conv(conv_chunks),
+  )
+  return layers.maybe_spectral_norm(layer, spectral_norm, update_stats)
+
+
 def _batch_norm(x, labels, num_classes: int, train: bool, name: str):
   """A conditional batch norm when `num_classes` > 0, else a plain one (scale and bias)."""
   if num_classes:
@@ -93,15 +107,7 @@ class GBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    def conv(kernel, init, name):
-      layer = nn.Conv(
-        self.features,
-        (kernel, kernel),
-        kernel_init=init,
-        name=name,
-        conv_general_dilated=layers.chunked_conv(self.conv_chunks),
-      )
-      return layers.maybe_spectral_norm(layer, self.spectral_norm, train)
+    conv = functools.partial(_conv, self.features, self.spectral_norm, train, self.conv_chunks)
 
     h = nn.relu(_batch_norm(x, labels, self.num_classes, train, 'bn1'))
     h = conv(3, _RESIDUAL_INIT, 'conv1')(_upsample(h))
@@ -127,15 +133,9 @@ class DBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, update_stats: bool):
-    def conv(kernel, init, name):
-      layer = nn.Conv(
-        self.features,
-        (kernel, kernel),
-        kernel_init=init,
-        name=name,
-        conv_general_dilated=layers.chunked_conv(self.conv_chunks),
-      )
-      return layers.maybe_spectral_norm(layer, self.spectral_norm, update_stats)
+    conv = functools.partial(
+      _conv, self.features, self.spectral_norm, update_stats, self.conv_chunks
+    )
 
     pool = _avg_pool if self.downsample else (lambda h: h)
     h = x if self.optimized else nn.relu(x)
