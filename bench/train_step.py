@@ -7,6 +7,8 @@ Run by hand from the repo root (not part of the test suite):
   python -m bench.train_step --kinds jax,torch,torch_compile,keras,keras_xla,pipeline,peak
   python -m bench.train_step --configs mnist_dcgan,mnist_fast,mnist_r3gan --kinds jax,peak
   python -m bench.train_step --configs mnist_dcgan,mnist_dcgan:model.conv_chunks=1
+  python -m bench.train_step --kinds jax,peak --batches 256,1024 --configs \
+    mnist_dcgan,mnist_dcgan:model.dtype=bfloat16   # mixed precision, MFU vs bfloat16's peak
 
 Each kind, for each batch in --batches, runs in its own fresh worker process (JSON lines on
 stdin/stdout): compile time is a first compile in a new process, frameworks share no thread
@@ -20,7 +22,8 @@ pools. Workers are set up one at a time, then timed round-robin (bench.common.ro
   keras     the same in Keras 3 on TensorFlow, tf.function without XLA as Keras picks on a CPU
             (bench/keras_dcgan.py); also keras_xla (jit_compile=True).
   pipeline  gan_jax.input_pipeline over the embedded MNIST train split, alone.
-  peak      a 4096x4096 float32 matmul under jax.jit: the machine's peak, MFU's denominator.
+  peak      a 4096x4096 matmul under jax.jit in each compute dtype of the specs (float32;
+            bfloat16 for specs with model.dtype=bfloat16): the peak, MFU's denominator.
 jax/torch and jax/keras ratios are given for specs that build mnist_dcgan's model. MFU =
 analytic FLOPs (bench.common.step_flops) x steps/s / peak, for unconditional DCGANs without
 penalties; XLA's cost_analysis count (elementwise ops and padding zeros included) is shown for
@@ -205,12 +208,13 @@ def pipeline_runner(batch):
   return {}, lambda: next(batches), lambda _: None, batch
 
 
-def peak_runner(batch, size=4096):
+def peak_runner(batch, size=4096, dtype='float32'):
+  """A size x size matmul in `dtype` (float32 accumulation for bfloat16): MFU's denominator."""
   del batch
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  a, b = (jax.random.normal(jax.random.key(i), (size, size), jnp.float32) for i in (0, 1))
+  a, b = (jax.random.normal(jax.random.key(i), (size, size), dtype) for i in (0, 1))
   matmul = jax.jit(jnp.matmul)
   return {'size': size}, lambda: matmul(a, b), jax.block_until_ready, 2 * size**3
 
@@ -329,7 +333,7 @@ class Worker:
   """A worker process, set up (to its first step) in the constructor; run(n) times n calls."""
 
   def __init__(self, job, log):
-    self.label = f'jax {job["config"]}' if job['kind'] == 'jax' else job['kind']
+    self.label = label(job)
     env = {
       **os.environ,
       'PYTHONPATH': common.REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
@@ -381,12 +385,23 @@ def fmt(x, spec='.1f'):
   return 'null' if x is None else format(x, spec)
 
 
+def label(job) -> str:
+  """A worker's name in the output: 'jax SPEC', 'peak' (float32), 'peak bfloat16', 'torch'..."""
+  if job['kind'] == 'jax':
+    return f'jax {job["config"]}'
+  return ' '.join([job['kind']] + [job['dtype']] * (job.get('dtype', 'float32') != 'float32'))
+
+
 def time_batch(batch, kinds, specs, timing, log):
   """Sets up this batch's workers one at a time, times them round-robin; returns its row."""
   jobs = [{'kind': 'jax', 'batch': batch, 'config': s} for s in specs] if 'jax' in kinds else []
+  dtypes = {s: common.load_config(s).model.get('dtype', 'float32') for s in specs}
+  others = [{'kind': k, 'batch': batch} for k in kinds if k not in ('jax', 'peak')]
+  if 'peak' in kinds:  # One peak per compute dtype of the specs: MFU against its own dtype.
+    others += [{'kind': 'peak', 'batch': batch, 'dtype': d} for d in sorted(set(dtypes.values()))]
   workers = []
   print(f'\n== batch {batch}: setting up workers (fresh processes) ==', flush=True)
-  for job in jobs + [{'kind': k, 'batch': batch} for k in kinds if k != 'jax']:
+  for job in jobs + others:
     w = Worker(job, log)
     workers.append(w)
     print(
@@ -406,7 +421,7 @@ def time_batch(batch, kinds, specs, timing, log):
     w.close()
     error = w.error or errors.get(w.label)
     med, spread = (None, None) if error else common.median_spread(rates[w.label])
-    unit, scale = ('GFLOP/s', 1e-9) if w.label == 'peak' else ('images/s', 1.0)
+    unit, scale = ('GFLOP/s', 1e-9) if w.label.startswith('peak') else ('images/s', 1.0)
     runs[w.label] = {
       'rate': med,
       'unit': unit,
@@ -435,7 +450,11 @@ def time_batch(batch, kinds, specs, timing, log):
       'compile_s': info.get('compile_s'),
       'xla_flops_per_step': info.get('xla_flops_per_step'),
       'analytic_flops_per_step': flops,
-      'mfu': ratio(img_s and flops and img_s / batch * flops, rate('peak')),
+      'dtype': dtypes[job['config']],
+      'mfu': ratio(
+        img_s and flops and img_s / batch * flops,
+        rate(label({'kind': 'peak', 'dtype': dtypes[job['config']]})),
+      ),
       'over_torch': ratio(img_s, rate('torch')) if same else None,
       'over_keras': ratio(img_s, rate('keras')) if same else None,
       'pipeline_over_training': ratio(rate('pipeline'), img_s),

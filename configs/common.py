@@ -30,6 +30,9 @@ def gan_config() -> ml_collections.ConfigDict:
   # examples than on 64 or 256. Same results up to float summation order. 0 = auto: 4 on
   # CPU, 1 on GPU/TPU.
   config.model.conv_chunks = 0
+  # What G and D compute in: 'float32', or 'bfloat16' (mixed precision: parameters, optimizer
+  # state, EMA, batch-norm statistics, losses and penalties stay float32).
+  config.model.dtype = 'float32'
 
   config.loss = ml_collections.ConfigDict()
   config.loss.name = 'non_saturating'  # non_saturating, hinge, wasserstein, least_squares, rpgan
@@ -135,7 +138,8 @@ def classifier_config(
   config.data.tfds_data_dir = ''
   config.data.image_size = 32
   config.data.channels = 3
-  config.model = ml_collections.ConfigDict(dict(name='cnn'))
+  # dtype: what the model computes in ('float32' or 'bfloat16'); parameters stay float32.
+  config.model = ml_collections.ConfigDict(dict(name='cnn', dtype='float32'))
   config.optim = ml_collections.ConfigDict(dict(learning_rate=1e-3))
   steps_per_epoch = train_size // batch_size
   config.train = ml_collections.ConfigDict()

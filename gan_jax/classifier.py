@@ -15,6 +15,7 @@ import optax
 from gan_jax import data
 from gan_jax import input_pipeline
 from gan_jax import models
+from gan_jax.models import layers
 
 
 @flax.struct.dataclass
@@ -32,12 +33,15 @@ def cross_entropy(logits, labels):
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
-def train_step(model, tx, state: ClassifierState, batch, key):
+def train_step(model, tx, state: ClassifierState, batch, key, compute_dtype=jnp.float32):
+  """One Adam step on the cross-entropy; the model computes in `compute_dtype`, the loss,
+  gradients and parameters are float32."""
   del key  # Deterministic: no dropout or augmentation.
-  images = data.to_float(batch['image'])
+  cast = functools.partial(layers.cast_floating, dtype=compute_dtype)
+  images = cast(data.to_float(batch['image']))
 
   def loss_fn(params):
-    logits = model.apply({'params': params}, images, train=True)
+    logits = model.apply({'params': cast(params)}, images, train=True).astype(jnp.float32)
     return cross_entropy(logits, batch['label']), logits
 
   (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -93,7 +97,12 @@ class Experiment:
     self.model = build_model(config, run.source.num_classes)
     self.tx = optax.adam(config.optim.learning_rate)
     self.image_shape = run.source.image_shape
-    self.train_step = functools.partial(train_step, self.model, self.tx)
+    self.train_step = functools.partial(
+      train_step,
+      self.model,
+      self.tx,
+      compute_dtype=layers.compute_dtype(config.model.get('dtype', 'float32')),
+    )
     self.test_source = data.load(config.data.source, config.data.eval_split, config.data)
 
   def init(self, rng) -> ClassifierState:

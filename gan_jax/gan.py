@@ -21,6 +21,7 @@ from gan_jax import losses
 from gan_jax import models
 from gan_jax import regularizers
 from gan_jax.errors import UserError
+from gan_jax.models import layers
 
 
 @flax.struct.dataclass
@@ -64,25 +65,34 @@ class GAN:
   penalty_every: int = 1
   lecam_weight: float = 0.0
   lecam_decay: float = 0.99
+  # The networks compute in this dtype (config.model.dtype); parameters, optimizer state, EMA,
+  # batch-norm statistics, images handed out, logits, losses and penalties are float32.
+  compute_dtype: Any = jnp.float32
 
   def generate(self, params, stats, z, labels, train: bool):
-    """(images, new_stats); batch-norm statistics update only when `train`."""
-    variables = {'params': params, **stats}
+    """(float32 images, new_stats); batch-norm statistics update only when `train`."""
+    cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
+    variables = {'params': cast(params), **stats}
     if not train:
-      return self.generator.apply(variables, z, labels, train=False), stats
-    images, new_stats = self.generator.apply(variables, z, labels, train=True, mutable=list(stats))
-    return images, dict(new_stats)
+      images = self.generator.apply(variables, cast(z), labels, train=False)
+      return images.astype(jnp.float32), stats
+    images, new_stats = self.generator.apply(
+      variables, cast(z), labels, train=True, mutable=list(stats)
+    )
+    return images.astype(jnp.float32), dict(new_stats)
 
   def discriminate(self, params, stats, images, labels, train: bool):
-    """(logits (B,), class logits (B, C) for AC-GAN else None, new_stats)."""
-    variables = {'params': params, **stats}
+    """(float32 logits (B,), class logits (B, C) for AC-GAN else None, new_stats)."""
+    cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
+    variables = {'params': cast(params), **stats}
     if train and stats:
       out, new_stats = self.discriminator.apply(
-        variables, images, labels, train=True, mutable=list(stats)
+        variables, cast(images), labels, train=True, mutable=list(stats)
       )
       stats = dict(new_stats)
     else:
-      out = self.discriminator.apply(variables, images, labels, train=train)
+      out = self.discriminator.apply(variables, cast(images), labels, train=train)
+    out = out.astype(jnp.float32)
     if self.acgan_weight:
       return out[:, 0], out[:, 1:], stats
     return out, None, stats
@@ -392,6 +402,7 @@ def build(config, image_shape, num_classes: int) -> GAN:
     schedule_steps=config.schedule.steps,
     gamma_final=config.schedule.gamma_final,
     gp_weight=loss.gp_weight,
+    compute_dtype=layers.compute_dtype(m.get('dtype', 'float32')),
     lecam_weight=loss.lecam_weight,
     lecam_decay=loss.lecam_decay,
   )

@@ -12,7 +12,30 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from gan_jax.errors import UserError
+
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+# config.model.dtype: the dtype a model computes in. Parameters, optimizer state, EMA, batch-norm
+# statistics and every loss and penalty stay float32 (see `cast_floating`).
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def compute_dtype(name: str):
+  """The jnp dtype `config.model.dtype` names."""
+  if name not in COMPUTE_DTYPES:
+    raise UserError(f"config.model.dtype '{name}' is not one of {sorted(COMPUTE_DTYPES)}")
+  return COMPUTE_DTYPES[name]
+
+
+def cast_floating(tree, dtype):
+  """Mixed precision at a model's boundary: float leaves of `tree` (parameters, inputs) cast to
+  the compute dtype, so every layer computes in it; the float32 originals keep their dtype and
+  autodiff casts their gradients back to float32. Integer leaves (labels) are left alone."""
+  if dtype == jnp.float32:
+    return tree
+  return jax.tree.map(
+    lambda x: x.astype(dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x, tree
+  )
 
 
 def batch_chunked(fn: Callable, chunks: int) -> Callable:
@@ -143,8 +166,15 @@ def maybe_spectral_norm(layer: nn.Module, enabled: bool, update_stats: bool) -> 
   """
   if not enabled:
     return layer
-  wrapped = nn.SpectralNorm(layer, name=f'{layer.name}_sn' if layer.name else None)
-  return lambda *args: wrapped(*args, update_stats=update_stats)
+  name = f'{layer.name}_sn' if layer.name else None
+
+  def call(x, *args):
+    # The normalised kernel in the input's dtype: mixed precision stays bfloat16 although the
+    # power-iteration vectors and sigma are float32 (labels into an Embed: promote as usual).
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else None
+    return nn.SpectralNorm(layer, dtype=dtype, name=name)(x, *args, update_stats=update_stats)
+
+  return call
 
 
 def discriminator_head(
