@@ -107,10 +107,8 @@ def jax_runner(batch, config):
     )
     t_compile = time.perf_counter()
     state, metrics = jax.block_until_ready(compiled[due(step)](state, device_batch, key))
-    first[f'penalize={due(step)}'] = {
-      'compile_s': t_compile - t,
-      'first_step_s': time.perf_counter() - t,
-    }
+    t_first = time.perf_counter() - t
+    first[f'penalize={due(step)}'] = {'compile_s': t_compile - t, 'first_step_s': t_first}
     cost = compiled[due(step)].cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     xla_flops[due(step)] = float((cost or {}).get('flops', math.nan))
@@ -124,24 +122,11 @@ def jax_runner(batch, config):
     and not gan.loss.paired
     and not any(config.loss[k] for k in ('r1_gamma', 'r2_gamma', 'gp_weight', 'lecam_weight'))
   )
-  flops, rows = (
-    common.step_flops(
-      batch,
-      g_width=m.g_width,
-      d_width=m.d_width,
-      latent=m.latent_dim,
-      image=source.image_shape[0],
-      channels=source.image_shape[2],
-    )
-    if plain
-    else (None, None)
-  )
-  built = {
-    (net, name)
-    for net, p in (('G', state.g_params), ('D', state.d_params))
-    for name in p
-    if not name.startswith('BatchNorm')
-  }
+  size, _, channels = source.image_shape
+  shape = dict(g_width=m.g_width, d_width=m.d_width, latent=m.latent_dim, image=size)
+  flops, rows = common.step_flops(batch, **shape, channels=channels) if plain else (None, None)
+  nets = (('G', state.g_params), ('D', state.d_params))
+  built = {(net, name) for net, p in nets for name in p if not name.startswith('BatchNorm')}
   if plain and {(r['net'], r['layer']) for r in rows} != built:
     raise RuntimeError(f'bench.common.dcgan_layers does not match the built DCGAN: {built}')
   cycle = [due(step) for step in range(gan.penalty_every)]
@@ -270,12 +255,8 @@ def verify(batch):
     history['torch'].append(
       tm.step(images[i]['image'], torch.from_numpy(z1), torch.from_numpy(z2), metrics=True)
     )
-    history['keras'].append(
-      {
-        k: float(v)
-        for k, v in km.step(keras_dcgan.tf.convert_to_tensor(images[i]['image']), z1, z2).items()
-      }
-    )
+    keras_metrics = km.step(keras_dcgan.tf.convert_to_tensor(images[i]['image']), z1, z2)
+    history['keras'].append({k: float(v) for k, v in keras_metrics.items()})
   keys = sorted(history['torch'][0])
   check(
     '3 train steps, same noise: losses, logits, grad norms',
