@@ -370,7 +370,8 @@ def label(job) -> str:
   """A worker's name in the output: 'jax SPEC', 'peak' (float32), 'peak bfloat16', 'torch'..."""
   if job['kind'] == 'jax':
     return f'jax {job["config"]}'
-  return ' '.join([job['kind']] + [job['dtype']] * (job.get('dtype', 'float32') != 'float32'))
+  dtype = job.get('dtype', 'float32')
+  return job['kind'] if dtype == 'float32' else f'{job["kind"]} {dtype}'
 
 
 def time_batch(batch, kinds, specs, timing, log):
