@@ -85,6 +85,11 @@ def gan_config() -> ml_collections.ConfigDict:
   config.eval.truncation = 0.0
   config.eval.reference_split = 'train'  # Real features the generator is compared with.
   config.eval.floor_split = 'test'  # Held-out real images: the real-data floor.
+  # Inception FID/KID/IS (--mode=eval): pytorch-fid's pt_inception-2015-12-05-6726825d.pth.
+  config.eval.inception_weights = ''  # Path to the weights file ('' = no Inception metrics).
+  config.eval.inception_num_samples = 10000  # Generated images judged by Inception.
+  config.eval.inception_reference_samples = 0  # Real images of the reference split (0 = all).
+  config.eval.inception_cache_dir = ''  # Reference features ('' = ~/.cache/gan_jax/inception).
   return config
 
 

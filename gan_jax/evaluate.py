@@ -1,4 +1,4 @@
-"""Judging generators with the project's own classifier (no Inception weights here).
+"""Judging generators: with the project's own classifier, and with the user's Inception file.
 
 A trained classifier workdir (`config.eval.classifier_workdir`) supplies features and class
 probabilities; FID, KID, the Inception-Score analogue, precision/recall and density/coverage
@@ -6,6 +6,10 @@ are computed on them (gan_jax/metrics.py). These are classifier-feature metrics:
 with each other for the same classifier, split and sample count, not with published numbers.
 Reference (real-data) features are computed once per (data set, split, classifier checkpoint)
 and cached as .npz (loaded without pickle) in the classifier's workdir.
+
+With `config.eval.inception_weights` (pytorch-fid's weights file), --mode=eval adds the same
+metrics on Inception-v3 pool features, prefixed `inception_` (gan_jax/fid.py): the numbers papers
+print. Their reference features are cached per (data set, split, weights file hash).
 """
 
 import dataclasses
@@ -20,8 +24,10 @@ import numpy as np
 from gan_jax import classifier as classifier_lib
 from gan_jax import data
 from gan_jax import experiment as experiment_lib
+from gan_jax import fid
 from gan_jax import generate
 from gan_jax import metrics
+from gan_jax import sharding
 from gan_jax import writers
 from gan_jax.errors import UserError
 
@@ -161,6 +167,59 @@ def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
   )
 
 
+def _cache_path(directory: str, *parts) -> str:
+  key = re.sub(r'[^A-Za-z0-9_.-]+', '_', '_'.join(str(p) for p in parts))
+  return os.path.join(directory, key + '.npz')
+
+
+def inception_reference(weights, eval_config, data_config, mesh=None):
+  """Inception pool features of the real reference split (all of it, or a seeded subset of
+  `inception_reference_samples`), cached per (source, split, count, weights file hash)."""
+  directory = eval_config.inception_cache_dir or os.path.join('~', '.cache', 'gan_jax', 'inception')
+  directory = os.path.expanduser(directory)
+  count = eval_config.inception_reference_samples
+  split = eval_config.reference_split
+  parts = (data_config.source, split, f'n{count}' if count else 'all', weights.sha256[:16])
+  path = _cache_path(directory, *parts)
+  if os.path.exists(path):
+    with np.load(path, allow_pickle=False) as f:
+      return f['pool']
+  images, _ = _all_images(data.load(data_config.source, split, data_config))
+  if count and count < len(images):
+    images = images[np.sort(np.random.default_rng(0).permutation(len(images))[:count])]
+  pool, _ = fid.features(weights, images, mesh=mesh)
+  if jax.process_index() == 0:
+    os.makedirs(directory, exist_ok=True)
+    np.savez(path + '.tmp.npz', pool=pool)
+    os.replace(path + '.tmp.npz', path)
+  return pool
+
+
+def inception_metrics(weights, images, real_pool, seed: int, mesh=None) -> dict:
+  """FID, KID, IS, precision/recall (and density/coverage) of uint8 `images` on Inception-v3
+  pool features and softmax, against `real_pool`; keys prefixed `inception_`."""
+  pool, logits = fid.features(weights, images, mesh=mesh)
+  logits = logits.astype(np.float64)
+  probs = np.exp(logits - logits.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  size = min(1000, len(real_pool), len(pool))
+  result = metrics.summary(real_pool, pool, probs, kid_subset_size=size, seed=seed)
+  return {f'inception_{k}': v for k, v in result.items()}
+
+
+def inception_scores(weights, gan, state, eval_config, data_config, mesh=None) -> dict:
+  """The Inception metrics of the generator in `state`, with what they were measured against."""
+  images, _ = generate.generate_images(
+    gan, state, eval_config.inception_num_samples, eval_config.sample_seed, eval_config.truncation
+  )
+  real = inception_reference(weights, eval_config, data_config, mesh)
+  return {
+    **inception_metrics(weights, images, real, eval_config.sample_seed, mesh),
+    'eval_inception_weights': f'{weights.path}@sha256:{weights.sha256[:16]}',
+    'eval_inception_num_samples': int(eval_config.inception_num_samples),
+  }
+
+
 def provenance(judge: Judge, eval_config) -> dict:
   return {
     'eval_classifier': judge.name,
@@ -181,6 +240,11 @@ HEADLINE = (
   'class_accuracy',
   'modes',
   'mode_kl',
+  'inception_fid',
+  'inception_kid',
+  'inception_is',
+  'inception_precision',
+  'inception_recall',
 )
 
 
@@ -200,11 +264,14 @@ def table(rows: dict[str, dict]) -> str:
 
 def run_eval(config, workdir: str) -> dict:
   """--mode=eval: judges the latest checkpoint in `workdir`; logs, prints and returns metrics."""
-  if not config.eval.classifier_workdir:
+  inception_file = config.eval.get('inception_weights', '')
+  if not config.eval.classifier_workdir and not (config.experiment == 'gan' and inception_file):
     raise UserError(
-      '--mode=eval needs a judge: set --config.eval.classifier_workdir to a '
-      'trained classifier run (configs/mnist_classifier.py)'
+      '--mode=eval needs a judge: set --config.eval.classifier_workdir to a trained classifier '
+      "run (configs/mnist_classifier.py) and/or --config.eval.inception_weights to pytorch-fid's "
+      f'{fid.WEIGHTS_FILE}'
     )
+  weights = fid.load_weights(inception_file) if inception_file else None  # Bad file: fail early.
   experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
   if config.experiment != 'gan':
     accuracy, loss = classifier_lib.evaluate_accuracy(
@@ -213,24 +280,41 @@ def run_eval(config, workdir: str) -> dict:
     result = {'test_accuracy': accuracy, 'test_loss': loss}
     print(f'step {step}: test accuracy {accuracy:.4f}, test loss {loss:.4f}')
   else:
-    judge = load_judge(config.eval.classifier_workdir)
-    result = judge.score(experiment.gan, state, config.eval, config.data)
-    floor = real_data_floor(judge, config.eval, config.data)
-    print(
-      f'classifier-feature metrics at step {step} ({judge.name}, '
-      f'{config.eval.num_samples} samples vs the {config.eval.reference_split} split):'
-    )
-    print(table({'generator': result, f'real {config.eval.floor_split} split': floor}))
-    if 'class_accuracy' in result:
+    result = {}
+    if config.eval.classifier_workdir:
+      result = _classifier_eval(experiment, step, state, config)
+    if weights is not None:
+      mesh = sharding.make_mesh(config.mesh)
+      scores = inception_scores(weights, experiment.gan, state, config.eval, config.data, mesh)
+      published = '' if weights.published else ' (NOT the published weights file)'
       print(
-        'class accuracy per requested class: '
-        + ', '.join(
-          f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in range(experiment.gan.num_classes)
-        )
+        f'Inception metrics at step {step} ({config.eval.inception_num_samples} samples vs the '
+        f'{config.eval.reference_split} split, {os.path.basename(weights.path)}{published}):'
       )
-    result.update({f'floor_{k}': v for k, v in floor.items()})
+      print(table({'generator': {k.removeprefix('inception_'): v for k, v in scores.items()}}))
+      result.update(scores)
   if jax.process_index() == 0:
     writer = writers.MetricWriter(os.path.abspath(workdir))
     writer.scalars(step, {'mode': 'eval', **result})
     writer.close()
+  return result
+
+
+def _classifier_eval(experiment, step, state, config) -> dict:
+  judge = load_judge(config.eval.classifier_workdir)
+  result = judge.score(experiment.gan, state, config.eval, config.data)
+  floor = real_data_floor(judge, config.eval, config.data)
+  print(
+    f'classifier-feature metrics at step {step} ({judge.name}, '
+    f'{config.eval.num_samples} samples vs the {config.eval.reference_split} split):'
+  )
+  print(table({'generator': result, f'real {config.eval.floor_split} split': floor}))
+  if 'class_accuracy' in result:
+    print(
+      'class accuracy per requested class: '
+      + ', '.join(
+        f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in range(experiment.gan.num_classes)
+      )
+    )
+  result.update({f'floor_{k}': v for k, v in floor.items()})
   return result
