@@ -9,6 +9,7 @@ import ast
 import importlib
 import os
 import platform
+import re
 import statistics
 
 import ml_collections
@@ -17,8 +18,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_spec(spec: str) -> tuple[str, list[tuple[str, object]]]:
-  """(config name, [(dotted field, value)]) of a run spec `name[:field=value...]`."""
-  name, *overrides = spec.split(':')
+  """(config name, [(dotted field, value)]) of a run spec `name[:field=value...]`; a value may
+  hold ':' itself (`cifar10_r3gan:data.source=synthetic:32x32x3`)."""
+  name, *overrides = re.split(r':(?=[A-Za-z_][\w.]*=)', spec)
   fields = []
   for override in overrides:
     path, _, text = override.partition('=')

@@ -2,6 +2,7 @@
 
   python -m bench.time_to_quality --seconds 300 --out docs/time_to_quality.md
   python -m bench.time_to_quality --configs mnist_rpgan,mnist_dcgan:model.g_width=16 --seconds 120
+  python -m bench.time_to_quality --configs mnist_fast --seeds 0,1,2   # GANs vary run to run
 
 Each run is a fresh `python launch.py` process with `--config.train.time_budget_s=SECONDS`: it
 stops, and saves, once the process has run that long, imports, data loading and compilation
@@ -12,6 +13,8 @@ generator) trains on the same digits for the same seconds, also counted from its
 start. Runs go one after another, nothing else running; each is judged with the same
 classifier on the same number of samples, and the table gives the ratio of every FID to
 PyTorch's. The CPU's name is in the output: compare figures from one run on one machine only.
+With several `--seeds`, every run (PyTorch's too) is repeated per seed, and a median row per
+config is compared with PyTorch's median.
 """
 
 import argparse
@@ -76,7 +79,9 @@ def judge_jax(spec: str, workdir: str, judge, eval_config) -> dict:
   return {**result, 'steps': step, 'images_seen': step * config.train.batch_size}
 
 
-def train_and_judge_torch(seconds: float, workdir: str, judge, eval_config, data_config) -> dict:
+def train_and_judge_torch(
+  seconds: float, workdir: str, judge, eval_config, data_config, seed: int = 0
+) -> dict:
   os.makedirs(workdir)
   out = os.path.join(workdir, 'samples.npz')
   wall = _run(
@@ -87,6 +92,7 @@ def train_and_judge_torch(seconds: float, workdir: str, judge, eval_config, data
       f'--seconds={seconds}',
       f'--num_samples={eval_config.num_samples}',
       f'--out={out}',
+      f'--seed={seed}',
     ],
     os.path.join(workdir, 'train.log'),
   )
@@ -103,8 +109,18 @@ def train_and_judge_torch(seconds: float, workdir: str, judge, eval_config, data
   }
 
 
+def median_rows(rows: dict, seeds: list[int]) -> dict:
+  """rows plus, for each config run with several seeds, its median row (`name: median`)."""
+  out = dict(rows)
+  for spec in dict.fromkeys(name.rsplit(':seed=', 1)[0] for name in rows if ':seed=' in name):
+    runs = [rows[f'{spec}:seed={s}'] for s in seeds if f'{spec}:seed={s}' in rows]
+    keys = set.intersection(*(set(r) for r in runs))
+    out[f'{spec}: median'] = {k: float(np.median([r[k] for r in runs])) for k in keys}
+  return out
+
+
 def markdown(rows: dict, seconds: float, cpu: str, judge, eval_config) -> str:
-  torch_fid = rows.get(TORCH, {}).get('fid')
+  torch_fid = rows.get(f'{TORCH}: median', rows.get(TORCH, {})).get('fid')
   lines = [
     f'Every run trained for {seconds:g} s of wall time from its process start (imports '
     f'and compilation included) on {cpu}, one after another; {eval_config.num_samples} '
@@ -136,7 +152,9 @@ def main(argv=None):
   )
   parser.add_argument('--classifier_workdir', default='runs/mnist_classifier')
   parser.add_argument('--out', default='', help='write the table here (.md) and .json beside')
+  parser.add_argument('--seeds', default='0', help='comma-separated: each run once per seed')
   args = parser.parse_args(argv)
+  seeds = [int(s) for s in args.seeds.split(',')]
   if args.seconds <= 0 or args.num_samples < 2:
     raise SystemExit('error: --seconds must be > 0 and --num_samples >= 2')
   workroot = args.workroot or os.path.join(
@@ -151,22 +169,30 @@ def main(argv=None):
   eval_config, data_config = base.eval, base.data
   eval_config.num_samples = args.num_samples
   runs = ([] if args.no_torch else [TORCH]) + [c for c in args.configs.split(',') if c]
+  if len(seeds) > 1:
+    runs = [f'{spec}:seed={seed}' for seed in seeds for spec in runs]
   # Train every run first, judge after: judging never shares the machine with a timed run.
   walls = {}
   for spec in runs:
-    if spec != TORCH:
+    if not spec.startswith(TORCH):
       common.load_config(spec)  # A bad spec fails now, not after an hour of training.
   for spec in runs:
     workdir = os.path.join(workroot, spec.replace(':', '__'))
-    if spec == TORCH:
+    if spec.startswith(TORCH):
       continue
     print(f'training {spec} for {args.seconds:g} s', flush=True)
     walls[spec] = train_jax(spec, args.seconds, workdir)
   rows = {}
-  if not args.no_torch:
-    print(f'training {TORCH} for {args.seconds:g} s', flush=True)
-    rows[TORCH] = train_and_judge_torch(
-      args.seconds, os.path.join(workroot, TORCH), judge, eval_config, data_config
+  for spec in (r for r in runs if r.startswith(TORCH)):
+    print(f'training {spec} for {args.seconds:g} s', flush=True)
+    seed = int(spec.rsplit('=', 1)[1]) if ':seed=' in spec else 0
+    rows[spec] = train_and_judge_torch(
+      args.seconds,
+      os.path.join(workroot, spec.replace(':', '__')),
+      judge,
+      eval_config,
+      data_config,
+      seed,
     )
   for spec, wall in walls.items():
     rows[spec] = {
@@ -174,6 +200,7 @@ def main(argv=None):
       'wall_s': wall,
     }
     print(spec, json.dumps(rows[spec]), flush=True)
+  rows = median_rows(rows, seeds)
   rows['real test digits (floor)'] = evaluate.real_data_floor(judge, eval_config, data_config)
   table = markdown(rows, args.seconds, cpu, judge, eval_config)
   print(table)

@@ -229,5 +229,6 @@ if __name__ == '__main__':
   parser.add_argument('--seconds', type=float, required=True)
   parser.add_argument('--num_samples', type=int, default=2000)
   parser.add_argument('--out', required=True, help='.npz for the generated images')
+  parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args()
-  print(json.dumps(train_for(args.seconds, args.num_samples, args.out)), flush=True)
+  print(json.dumps(train_for(args.seconds, args.num_samples, args.out, args.seed)), flush=True)

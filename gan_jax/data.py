@@ -10,6 +10,9 @@
   tfds:NAME           any TFDS catalogue data set, read through `tfds.data_source` (no TensorFlow
                       needed once the data is prepared in `config.data.tfds_data_dir`).
   folder:/some/path   every image file below a folder (class = first-level subfolder, if any).
+  synthetic:HxWxC     seeded uniform noise of that shape, 10 classes (10,000 train / 1,000
+                      test): for timing a model where no data set is at hand, e.g. the 32 px
+                      configs on an offline accelerator. There is nothing in it to learn.
 """
 
 import dataclasses
@@ -260,10 +263,26 @@ def load(source: str, split: str, data_config: Any = None) -> Source:
     return TfdsSource(arg, split, get('tfds_data_dir', None) or None)
   if kind == 'folder' and arg:
     return FolderSource(arg, get('image_size', 32), get('channels', 3))
+  if kind == 'synthetic' and arg:
+    return synthetic(arg, split)
   raise UserError(
     f"unknown data source '{source}': use embedded:mnist, embedded:digits, "
-    'embedded:stacked_mnist, tfds:NAME or folder:/path'
+    'embedded:stacked_mnist, tfds:NAME, folder:/path or synthetic:HxWxC'
   )
+
+
+def synthetic(shape: str, split: str) -> ArraySource:
+  """Seeded uniform-noise uint8 images of shape `HxWxC` (e.g. '32x32x3') with random labels."""
+  try:
+    h, w, c = (int(v) for v in shape.split('x'))
+  except ValueError:
+    h = w = c = 0
+  if min(h, w, c) < 1 or c not in (1, 3):
+    raise UserError(f"synthetic data needs a shape like 32x32x3 (1 or 3 channels), got '{shape}'")
+  count = 1000 if split == 'test' else 10000
+  rng = np.random.default_rng(1 if split == 'test' else 0)
+  images = rng.integers(0, 256, (count, h, w, c), dtype=np.uint8)
+  return ArraySource(images, rng.integers(0, 10, count).astype(np.int32), 10)
 
 
 def describe(source: Source) -> str:

@@ -81,7 +81,7 @@ def features(
   batch_size = batch_size or default_batch_size()
   devices = 1 if mesh is None else mesh.size
   batch_size = -(-min(batch_size, max(len(images), 1)) // devices) * devices
-  place = jnp.asarray if mesh is None else sharding_lib.batch_sharding(mesh)
+  where = None if mesh is None else sharding_lib.batch_sharding(mesh)
   pools, logits = [], []
   for start in range(0, len(images), batch_size):
     chunk = np.asarray(images[start : start + batch_size])
@@ -90,7 +90,7 @@ def features(
       chunk = chunk.astype(np.float32) / 255.0
     if count < batch_size:
       chunk = np.concatenate([chunk, np.zeros((batch_size - count, *chunk.shape[1:]), chunk.dtype)])
-    chunk = place(chunk) if mesh is None else jax.device_put(chunk, place)
+    chunk = jnp.asarray(chunk) if where is None else jax.device_put(chunk, where)
     pool, logit = jax.device_get(_apply(variables, chunk))
     pools.append(pool[:count])
     logits.append(logit[:count])
@@ -111,7 +111,9 @@ def read_images(path: str):
     files = sorted(
       os.path.join(path, f)
       for f in os.listdir(path)
-      if f.rsplit('.', 1)[-1] in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(path, f))
+      if '.' in f
+      and f.rsplit('.', 1)[-1] in IMAGE_EXTENSIONS
+      and os.path.isfile(os.path.join(path, f))
     )
     if not files:
       raise UserError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in folder {path!r}')

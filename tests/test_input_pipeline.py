@@ -79,3 +79,15 @@ def test_embedded_mnist_split_is_stratified_and_disjoint():
   assert np.bincount(test.labels).tolist() == [100] * 10
   train_rows = {x.tobytes() for x in train.images}
   assert not any(x.tobytes() in train_rows for x in test.images)
+
+
+def test_synthetic_source_is_seeded_noise_of_the_named_shape():
+  train, again = data.load('synthetic:32x32x3', 'train'), data.load('synthetic:32x32x3', 'train')
+  test = data.load('synthetic:16x8x1', 'test')
+  assert train.image_shape == (32, 32, 3) and len(train) == 10000 and train.num_classes == 10
+  assert test.image_shape == (16, 8, 1) and len(test) == 1000
+  np.testing.assert_array_equal(train.images, again.images)
+  assert train.images.std() > 60 and set(np.unique(train.labels)) == set(range(10))
+  for bad in ('synthetic:32x32', 'synthetic:32x32x4', 'synthetic:axbxc', 'synthetic:0x32x3'):
+    with pytest.raises(UserError, match='like 32x32x3'):
+      data.load(bad, 'train')
