@@ -20,6 +20,7 @@ import re
 import jax
 import ml_collections
 import numpy as np
+from scipy import special
 
 from gan_jax import classifier as classifier_lib
 from gan_jax import data
@@ -73,22 +74,32 @@ def load_judge(classifier_workdir: str) -> Judge:
   return Judge(experiment.model, jax.device_get(state.params), workdir, step)
 
 
-def reference_features(judge: Judge, source_name: str, split: str, data_config=None):
-  """(features, probabilities, labels) of a real split, cached in the classifier's workdir."""
-  key = re.sub(r'[^A-Za-z0-9_.-]+', '_', f'{source_name}_{split}_step{judge.step}')
-  path = os.path.join(judge.workdir, 'reference_stats', key + '.npz')
+def _cached_arrays(directory: str, parts, compute) -> dict:
+  """Arrays kept in `directory`/<parts>.npz (loaded without pickle), computed once."""
+  key = re.sub(r'[^A-Za-z0-9_.-]+', '_', '_'.join(str(p) for p in parts))
+  path = os.path.join(directory, key + '.npz')
   if os.path.exists(path):
     with np.load(path, allow_pickle=False) as f:
-      return f['features'], f['probs'], f['labels']
-  source = data.load(source_name, split, data_config)
-  images, labels = _all_images(source)
-  probs, features = judge.predict(images)
+      return dict(f)
+  arrays = compute()
   if jax.process_index() == 0:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp.npz'
-    np.savez(tmp, features=features, probs=probs, labels=labels)
-    os.replace(tmp, path)
-  return features, probs, labels
+    os.makedirs(directory, exist_ok=True)
+    np.savez(path + '.tmp.npz', **arrays)
+    os.replace(path + '.tmp.npz', path)
+  return arrays
+
+
+def reference_features(judge: Judge, source_name: str, split: str, data_config=None):
+  """(features, probabilities, labels) of a real split, cached in the classifier's workdir."""
+
+  def compute():
+    images, labels = _all_images(data.load(source_name, split, data_config))
+    probs, features = judge.predict(images)
+    return {'features': features, 'probs': probs, 'labels': labels}
+
+  directory = os.path.join(judge.workdir, 'reference_stats')
+  cached = _cached_arrays(directory, (source_name, split, f'step{judge.step}'), compute)
+  return cached['features'], cached['probs'], cached['labels']
 
 
 def _all_images(source):
@@ -167,41 +178,27 @@ def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
   )
 
 
-def _cache_path(directory: str, *parts) -> str:
-  key = re.sub(r'[^A-Za-z0-9_.-]+', '_', '_'.join(str(p) for p in parts))
-  return os.path.join(directory, key + '.npz')
-
-
 def inception_reference(weights, eval_config, data_config, mesh=None):
   """Inception pool features of the real reference split (all of it, or a seeded subset of
   `inception_reference_samples`), cached per (source, split, count, weights file hash)."""
+  count, split = eval_config.inception_reference_samples, eval_config.reference_split
+
+  def compute():
+    images, _ = _all_images(data.load(data_config.source, split, data_config))
+    if count and count < len(images):
+      images = images[np.sort(np.random.default_rng(0).permutation(len(images))[:count])]
+    return {'pool': fid.features(weights, images, mesh=mesh)[0]}
+
   directory = eval_config.inception_cache_dir or os.path.join('~', '.cache', 'gan_jax', 'inception')
-  directory = os.path.expanduser(directory)
-  count = eval_config.inception_reference_samples
-  split = eval_config.reference_split
   parts = (data_config.source, split, f'n{count}' if count else 'all', weights.sha256[:16])
-  path = _cache_path(directory, *parts)
-  if os.path.exists(path):
-    with np.load(path, allow_pickle=False) as f:
-      return f['pool']
-  images, _ = _all_images(data.load(data_config.source, split, data_config))
-  if count and count < len(images):
-    images = images[np.sort(np.random.default_rng(0).permutation(len(images))[:count])]
-  pool, _ = fid.features(weights, images, mesh=mesh)
-  if jax.process_index() == 0:
-    os.makedirs(directory, exist_ok=True)
-    np.savez(path + '.tmp.npz', pool=pool)
-    os.replace(path + '.tmp.npz', path)
-  return pool
+  return _cached_arrays(os.path.expanduser(directory), parts, compute)['pool']
 
 
 def inception_metrics(weights, images, real_pool, seed: int, mesh=None) -> dict:
   """FID, KID, IS, precision/recall (and density/coverage) of uint8 `images` on Inception-v3
   pool features and softmax, against `real_pool`; keys prefixed `inception_`."""
   pool, logits = fid.features(weights, images, mesh=mesh)
-  logits = logits.astype(np.float64)
-  probs = np.exp(logits - logits.max(-1, keepdims=True))
-  probs /= probs.sum(-1, keepdims=True)
+  probs = special.softmax(logits.astype(np.float64), axis=-1)
   size = min(1000, len(real_pool), len(pool))
   result = metrics.summary(real_pool, pool, probs, kid_subset_size=size, seed=seed)
   return {f'inception_{k}': v for k, v in result.items()}
@@ -240,11 +237,6 @@ HEADLINE = (
   'class_accuracy',
   'modes',
   'mode_kl',
-  'inception_fid',
-  'inception_kid',
-  'inception_is',
-  'inception_precision',
-  'inception_recall',
 )
 
 

@@ -97,11 +97,6 @@ def features(
   return np.concatenate(pools), np.concatenate(logits)
 
 
-def statistics(pool_features) -> tuple[np.ndarray, np.ndarray]:
-  """(mean, covariance) in float64, as pytorch-fid computes them (np.cov, n - 1)."""
-  return metrics.feature_statistics(pool_features)
-
-
 def read_images(path: str):
   """A folder or .npz of images -> list of uint8/float NHWC arrays, one per image size; or the
   (mu, sigma) of an .npz of statistics."""
@@ -155,7 +150,7 @@ def path_statistics(path: str, weights: Weights, batch_size: int | None = None, 
   if isinstance(loaded, tuple):
     return loaded
   pool = np.concatenate([features(weights, group, batch_size, mesh)[0] for group in loaded])
-  return statistics(pool)
+  return metrics.feature_statistics(pool)  # float64, np.cov's n - 1, as pytorch-fid
 
 
 def main(argv=None) -> int:
@@ -191,7 +186,7 @@ def main(argv=None) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # One line, exit status 2 (argparse prints usage too).
+  def error(self, message):  # One line and exit status 2, not argparse's usage block.
     print(f'error: {message} (see {self.prog} --help)', file=sys.stderr)
     sys.exit(2)
 

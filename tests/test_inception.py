@@ -213,7 +213,8 @@ def test_fid_command_reads_folders_and_npz_alike(tmp_path, variables, monkeypatc
   value = float(capsys.readouterr().out.strip().splitlines()[-1].removeprefix('FID: '))
   pool_a, _ = fid.features(variables, a)
   pool_b, _ = fid.features(variables, b)
-  expected = fid.metrics.frechet_distance(*fid.statistics(pool_a), *fid.statistics(pool_b))
+  stats = [fid.metrics.feature_statistics(p) for p in (pool_a, pool_b)]
+  expected = fid.metrics.frechet_distance(*stats[0], *stats[1])
   assert value == pytest.approx(expected, rel=1e-6) and value > 0
   # Statistics saved once, then read as pytorch-fid's .npz of mu/sigma.
   stats = tmp_path / 'a_stats.npz'
