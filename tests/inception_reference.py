@@ -235,28 +235,15 @@ def parity(num_images: int = 500):
       Image.fromarray(img).save(os.path.join(folder, f'{k:05d}.png'))
     folders.append(folder)
   env = dict(os.environ, CUDA_VISIBLE_DEVICES='')
-  ref_out = (
-    subprocess.run(
-      [sys.executable, '-c', _PYTORCH_FID_CLI.format(weights=weights), *folders],
-      capture_output=True,
-      text=True,
-      env=env,
-      check=True,
+
+  def last_line(*args):  # Each command's FID line, as a user would read it.
+    run = subprocess.run(
+      [sys.executable, *args], capture_output=True, text=True, env=env, check=True
     )
-    .stdout.strip()
-    .splitlines()[-1]
-  )
-  our_out = (
-    subprocess.run(
-      [sys.executable, '-m', 'gan_jax.fid', *folders, '--weights', weights],
-      capture_output=True,
-      text=True,
-      env=env,
-      check=True,
-    )
-    .stdout.strip()
-    .splitlines()[-1]
-  )
+    return run.stdout.strip().splitlines()[-1]
+
+  ref_out = last_line('-c', _PYTORCH_FID_CLI.format(weights=weights), *folders)
+  our_out = last_line('-m', 'gan_jax.fid', *folders, '--weights', weights)
   ref_fid, our_fid = float(ref_out.split()[-1]), float(our_out.split()[-1])
   lines.append(f'pytorch_fid on two folders of {num_images} 32x32 PNGs: {ref_out}')
   lines.append(f'gan_jax.fid on the same folders:          {our_out}')
