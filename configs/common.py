@@ -116,16 +116,21 @@ def r3gan_model(
   blocks_per_stage: int,
   group_size: int,
   expansion: int = 2,
+  stage_widths: tuple[int, ...] = (),
 ) -> ml_collections.ConfigDict:
-  """R3GAN's ResNet for G and D, one `width` at every stage (gan_jax/models/r3gan.py)."""
+  """R3GAN's ResNet for G and D (gan_jax/models/r3gan.py): `stage_widths` per resolution,
+  smallest first, or `width` at every stage when it is empty."""
   config.model.generator = config.model.discriminator = 'r3gan'
   config.model.g_width = config.model.d_width = width
   config.model.latent_dim = 64  # The paper's noise dimension.
   config.model.r3gan = ml_collections.ConfigDict(
     dict(
-      blocks_per_stage=blocks_per_stage, expansion=expansion, group_size=group_size, stage_widths=()
+      blocks_per_stage=blocks_per_stage,
+      expansion=expansion,
+      group_size=group_size,
+      stage_widths=tuple(stage_widths),
     )
-  )  # () = `width` at every stage; else one width per stage, smallest first.
+  )
   return config
 
 

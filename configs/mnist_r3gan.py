@@ -22,8 +22,9 @@ from configs import common
 def get_config(variant: str | None = None):
   config = common.gan_config()
   steps = 9000
-  common.r3gan_model(config, width=16, blocks_per_stage=1, group_size=64, expansion=1)
-  config.model.r3gan.stage_widths = (64, 32, 16)  # 7, 14, 28 px.
+  common.r3gan_model(  # Stages at 7, 14 and 28 px.
+    config, width=16, blocks_per_stage=1, group_size=64, expansion=1, stage_widths=(64, 32, 16)
+  )
   config.model.conditional = True
   common.r3gan_recipe(config, gamma=0.1, schedule_steps=steps)
   config.loss.penalty_every = 8
