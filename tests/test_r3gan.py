@@ -119,3 +119,30 @@ def test_stage_widths_change_with_resolution():
   dv = d.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))['params']
   assert dv['from_image']['kernel'].shape == (1, 1, 1, 4)  # Largest resolution first.
   assert dv['basis']['kernel'].shape == (7, 7, 1, 16)  # Depthwise over the last 16 channels.
+
+
+@pytest.mark.parametrize(
+  'shape, factor',
+  [
+    ((2, 7, 7, 3), 2.0),
+    ((2, 14, 14, 3), 2.0),
+    ((2, 4, 4, 2), 2.0),
+    ((2, 28, 28, 3), 0.5),
+    ((2, 14, 14, 3), 0.5),
+    ((1, 8, 8, 2), 0.5),
+  ],
+)
+def test_resampling_equals_antialiased_bilinear_resize(shape, factor):
+  """The slice form equals jax.image.resize's linear antialiased kernel everywhere, the border
+  rows and columns (renormalised weights) and odd output sizes (14 -> 7) included."""
+  x = jax.random.normal(jax.random.key(0), shape)
+  out_shape = (shape[0], int(shape[1] * factor), int(shape[2] * factor), shape[3])
+  want = jax.image.resize(x, out_shape, 'linear', antialias=True)
+  np.testing.assert_allclose(r3gan.resample(x, factor), want, atol=1e-6)
+
+
+def test_resampling_refuses_other_factors_and_odd_maps():
+  with pytest.raises(ValueError, match='factors 2 and 0.5'):
+    r3gan.resample(jnp.zeros((1, 4, 4, 1)), 3.0)
+  with pytest.raises(ValueError, match='even map sizes'):
+    r3gan.resample(jnp.zeros((1, 7, 7, 1)), 0.5)
