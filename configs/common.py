@@ -94,15 +94,19 @@ def gan_config() -> ml_collections.ConfigDict:
 
 
 def r3gan_recipe(
-  config: ml_collections.ConfigDict, gamma: float, schedule_steps: int
+  config: ml_collections.ConfigDict,
+  gamma: float,
+  schedule_steps: int,
+  learning_rate: float = 2e-4,
 ) -> ml_collections.ConfigDict:
   """R3GAN's training recipe (Huang et al. 2024) on any model: the relativistic pairing loss
   with R1 + R2 (both gamma), Adam with beta1 = 0, and cosine ramps over `schedule_steps` as in
-  the paper's code: lr 2e-4 -> 5e-5, gamma -> gamma / 10, beta2 0.9 -> 0.99."""
+  the paper's code: lr -> lr / 4 (the paper's 2e-4 -> 5e-5), gamma -> gamma / 10, beta2 0.9 ->
+  0.99."""
   config.loss.name = 'rpgan'
   config.loss.r1_gamma = config.loss.r2_gamma = gamma
   for optim in (config.optim.g, config.optim.d):
-    optim.learning_rate, optim.b1, optim.b2 = 2e-4, 0.0, 0.99
+    optim.learning_rate, optim.b1, optim.b2 = learning_rate, 0.0, 0.99
   config.schedule.steps = schedule_steps
   config.schedule.learning_rate_final = 0.25
   config.schedule.gamma_final = 0.1
