@@ -139,6 +139,8 @@ def test_resampling_equals_antialiased_bilinear_resize(shape, factor):
   out_shape = (shape[0], int(shape[1] * factor), int(shape[2] * factor), shape[3])
   want = jax.image.resize(x, out_shape, 'linear', antialias=True)
   np.testing.assert_allclose(r3gan.resample(x, factor), want, atol=1e-6)
+  # bfloat16 stays bfloat16 (a float32 border weight would promote D's later convs).
+  assert r3gan.resample(x.astype(jnp.bfloat16), factor).dtype == jnp.bfloat16
 
 
 def test_resampling_refuses_other_factors_and_odd_maps():

@@ -76,7 +76,8 @@ def _downsample_axis(x: jax.Array, axis: int) -> jax.Array:
   y = (tap(left, 0) + 3 * tap(left, 1) + 3 * tap(right, 0) + tap(right, 1)) / 8
   border = np.ones(n, np.float32)
   border[0] = border[-1] = 8 / 7  # One tap of weight 1/8 falls outside.
-  return y * border.reshape((n,) + (1,) * (x.ndim - axis - 1))
+  # In x's dtype: a float32 weight would promote a bfloat16 D to float32 from here on.
+  return y * jnp.asarray(border.reshape((n,) + (1,) * (x.ndim - axis - 1)), x.dtype)
 
 
 def resample(x: jax.Array, factor: float) -> jax.Array:
