@@ -26,6 +26,9 @@ def gan_config() -> ml_collections.ConfigDict:
   config.model.conditional = False  # Class-conditional G and D (labels from the data).
   config.model.conditioning = 'projection'  # How D uses labels: projection or acgan.
   config.model.spectral_norm = False  # Spectral norm on every D layer.
+  # PacGAN (Lin et al. 2018): D judges packs of this many examples, stacked along channels (its
+  # penalties too); 1 = off. Unconditional models only; the batch must split into packs.
+  config.model.pack = 1
   # Batch slices per convolution (README, Performance): XLA:CPU convolutions run faster on 16
   # examples than on 64 or 256. Same results up to float summation order. 0 = auto: 4 on
   # CPU, 1 on GPU/TPU.

@@ -63,6 +63,8 @@ class GAN:
   gp_weight: float = 0.0  # WGAN-GP lambda.
   # Lazy regularisation (StyleGAN2): R1, R2 and GP only every k-th step, weighted k times.
   penalty_every: int = 1
+  # PacGAN (Lin et al. 2018): D judges `pack` examples at once, stacked along channels.
+  pack: int = 1
   lecam_weight: float = 0.0
   lecam_decay: float = 0.99
   # The networks compute in this dtype (config.model.dtype); parameters, optimizer state, EMA,
@@ -97,6 +99,17 @@ class GAN:
       return out[:, 0], out[:, 1:], stats
     return out, None, stats
 
+  def pack_images(self, images):
+    """PacGAN's D input: each run of `pack` consecutive examples becomes one example with
+    their channels side by side, (B, H, W, C) -> (B / pack, H, W, pack * C)."""
+    if self.pack == 1:
+      return images
+    b, h, w, c = images.shape
+    if b % self.pack:
+      raise ValueError(f'a batch of {b} does not split into packs of {self.pack}')
+    packs = images.reshape(b // self.pack, self.pack, h, w, c).transpose(0, 2, 3, 1, 4)
+    return packs.reshape(b // self.pack, h, w, self.pack * c)
+
   def augment(self, images, rng):
     return augment.diff_augment(images, rng, self.augment_policy) if self.augment_policy else images
 
@@ -113,7 +126,9 @@ class GAN:
     z, labels = self.sample_noise(g_rng, 2)
     g_vars = dict(self.generator.init(g_rng, z, labels, train=False))
     d_vars = dict(
-      self.discriminator.init(d_rng, jnp.zeros((2, *self.image_shape)), labels, train=False)
+      self.discriminator.init(
+        d_rng, self.pack_images(jnp.zeros((2 * self.pack, *self.image_shape))), labels, train=False
+      )
     )
     g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
     return GANState(
@@ -186,10 +201,13 @@ def train_step(
   fake = jax.lax.stop_gradient(fake)
   both = jnp.concatenate([real, fake])
   both_labels = None if real_labels is None else jnp.concatenate([real_labels, fake_labels])
+  # With PacGAN's packing (unconditional only) D and its penalties see packs of examples;
+  # the batch halves are packed apart, as the packs never mix real and fake examples.
+  pack = gan.pack_images
 
   def d_loss_fn(d_params):
     logits, class_logits, d_stats = gan.discriminate(
-      d_params, state.d_stats, gan.augment(both, rngs[1]), both_labels, train=True
+      d_params, state.d_stats, pack(gan.augment(both, rngs[1])), both_labels, train=True
     )
     real_logits, fake_logits = jnp.split(logits, 2)
     d_of = lambda x: gan.discriminate(d_params, d_stats, x, real_labels, train=False)[0]
@@ -199,15 +217,15 @@ def train_step(
       terms['d_class_loss'] = (gan.acgan_weight, _class_loss(class_logits, both_labels))
     if gan.r1_gamma:
       terms['r1'] = lazily(
-        gamma_scale * gan.r1_gamma / 2, lambda: regularizers.r1_penalty(d_of, real)
+        gamma_scale * gan.r1_gamma / 2, lambda: regularizers.r1_penalty(d_of, pack(real))
       )
     if gan.r2_gamma:
       terms['r2'] = lazily(
-        gamma_scale * gan.r2_gamma / 2, lambda: regularizers.r2_penalty(d_of_fake, fake)
+        gamma_scale * gan.r2_gamma / 2, lambda: regularizers.r2_penalty(d_of_fake, pack(fake))
       )
     if gan.gp_weight:
       terms['gp'] = lazily(
-        gan.gp_weight, lambda: regularizers.gradient_penalty(d_of, real, fake, rngs[2])
+        gan.gp_weight, lambda: regularizers.gradient_penalty(d_of, pack(real), pack(fake), rngs[2])
       )
     if gan.lecam_weight:
       terms['lecam'] = (
@@ -239,13 +257,17 @@ def train_step(
   paired_real_logits = None
   if gan.loss.paired:  # D(real) under the updated D: a constant for G's gradient.
     paired_real_logits = gan.discriminate(
-      d_params, d_stats, gan.augment(real, jax.random.fold_in(rngs[4], 1)), real_labels, train=False
+      d_params,
+      d_stats,
+      pack(gan.augment(real, jax.random.fold_in(rngs[4], 1))),
+      real_labels,
+      train=False,
     )[0]
 
   def g_loss_fn(g_params):
     fake, g_stats = gan.generate(g_params, state.g_stats, z, fake_labels, train=True)
     logits, class_logits, _ = gan.discriminate(
-      d_params, d_stats, gan.augment(fake, rngs[4]), fake_labels, train=False
+      d_params, d_stats, pack(gan.augment(fake, rngs[4])), fake_labels, train=False
     )
     loss = gan.loss.g(paired_real_logits, logits)
     if gan.acgan_weight:
@@ -366,6 +388,15 @@ def build(config, image_shape, num_classes: int) -> GAN:
   if m.conv_chunks < 0:
     raise UserError(f'config.model.conv_chunks must be >= 0 (0 = auto), got {m.conv_chunks}')
   _check_numbers(config)
+  pack = m.get('pack', 1)
+  if not isinstance(pack, int) or pack < 1:
+    raise UserError(f'config.model.pack must be an integer >= 1 (1 = no packing), got {pack}')
+  if pack > 1 and classes:
+    raise UserError('config.model.pack > 1 (PacGAN) is for unconditional models only')
+  if config.train.batch_size % pack:
+    raise UserError(
+      f'config.train.batch_size {config.train.batch_size} does not split into packs of {pack}'
+    )
   conv_chunks = m.conv_chunks or default_conv_chunks()
   acgan = bool(classes) and m.conditioning == 'acgan'
   return GAN(
@@ -405,6 +436,7 @@ def build(config, image_shape, num_classes: int) -> GAN:
     compute_dtype=layers.compute_dtype(m.get('dtype', 'float32')),
     lecam_weight=loss.lecam_weight,
     lecam_decay=loss.lecam_decay,
+    pack=pack,
   )
 
 
