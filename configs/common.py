@@ -126,7 +126,8 @@ def r3gan_model(
   stage_widths: tuple[int, ...] = (),
 ) -> ml_collections.ConfigDict:
   """R3GAN's ResNet for G and D (gan_jax/models/r3gan.py): `stage_widths` per resolution,
-  smallest first, or `width` at every stage when it is empty."""
+  smallest first, or `width` at every stage when it is empty; `d_stage_widths` (empty = the
+  same) gives D its own."""
   config.model.generator = config.model.discriminator = 'r3gan'
   config.model.g_width = config.model.d_width = width
   config.model.latent_dim = 64  # The paper's noise dimension.
@@ -136,6 +137,7 @@ def r3gan_model(
       expansion=expansion,
       group_size=group_size,
       stage_widths=tuple(stage_widths),
+      d_stage_widths=(),
     )
   )
   return config

@@ -356,10 +356,16 @@ def _check_numbers(config) -> None:
       )
 
 
-def model_options(model_config, name: str) -> dict:
-  """Options only one model takes live in a section named after it (config.model.r3gan)."""
+def model_options(model_config, name: str, role: str = 'generator') -> dict:
+  """Options only one model takes live in a section named after it (config.model.r3gan).
+  `d_stage_widths` there, when not empty, replaces `stage_widths` for the discriminator
+  (`role`), so G and D can be sized apart as R3GAN's own configs do."""
   section = model_config.get(name)
-  return dict(section) if section is not None else {}
+  options = dict(section) if section is not None else {}
+  d_widths = options.pop('d_stage_widths', ())
+  if role == 'discriminator' and d_widths:
+    options['stage_widths'] = tuple(d_widths)
+  return options
 
 
 def default_conv_chunks() -> int:
@@ -415,7 +421,7 @@ def build(config, image_shape, num_classes: int) -> GAN:
       conditioning=m.conditioning,
       spectral_norm=m.spectral_norm,
       conv_chunks=conv_chunks,
-      **model_options(m, m.discriminator),
+      **model_options(m, m.discriminator, 'discriminator'),
     ),
     g_tx=make_optimizer(config.optim.g, config.schedule),
     d_tx=make_optimizer(config.optim.d, config.schedule),

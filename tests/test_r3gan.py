@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import mnist_r3gan
+from gan_jax import gan as gan_lib
 from gan_jax.errors import UserError
 from gan_jax.models import r3gan
 
@@ -119,6 +121,17 @@ def test_stage_widths_change_with_resolution():
   dv = d.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))['params']
   assert dv['from_image']['kernel'].shape == (1, 1, 1, 4)  # Largest resolution first.
   assert dv['basis']['kernel'].shape == (7, 7, 1, 16)  # Depthwise over the last 16 channels.
+
+
+def test_config_sizes_the_discriminator_apart():
+  """config.model.r3gan.d_stage_widths reaches D only; empty leaves D as G's stage_widths."""
+  config = mnist_r3gan.get_config('smoke')  # G and D stages (16, 8, 8).
+  config.model.r3gan.d_stage_widths = (16, 8, 12)
+  built = gan_lib.build(config, (28, 28, 1), 10)
+  assert tuple(built.generator.stage_widths) == (16, 8, 8)
+  assert tuple(built.discriminator.stage_widths) == (16, 8, 12)
+  config.model.r3gan.d_stage_widths = ()
+  assert tuple(gan_lib.build(config, (28, 28, 1), 10).discriminator.stage_widths) == (16, 8, 8)
 
 
 @pytest.mark.parametrize(
