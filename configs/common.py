@@ -10,6 +10,9 @@ def gan_config() -> ml_collections.ConfigDict:
   config.seed = 0
   # Mesh axes and sizes; -1 takes all remaining devices. The batch splits over 'data'/'fsdp'.
   config.mesh = (('data', -1),)
+  # > 0: JAX's CPU backend shows this many devices (e.g. one per core), so the mesh splits each
+  # batch across the host's cores (gan_jax/sharding.py, use_cpu_devices). 0 = JAX's default.
+  config.cpu_devices = 0
 
   config.data = ml_collections.ConfigDict()
   config.data.source = 'embedded:mnist'  # embedded:mnist|digits, tfds:NAME, folder:/path
@@ -151,6 +154,7 @@ def classifier_config(
   config.experiment = 'classifier'
   config.seed = 0
   config.mesh = (('data', -1),)
+  config.cpu_devices = 0  # As for the GAN configs.
   config.data = ml_collections.ConfigDict()
   config.data.source = source
   config.data.eval_split = 'test'

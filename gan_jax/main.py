@@ -21,6 +21,7 @@ def run(
   process_id=None,
 ):
   """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`."""
+  sharding.use_cpu_devices(config.get('cpu_devices', 0))
   sharding.maybe_initialize_distributed(coordinator_address, num_processes, process_id)
   if mode == 'train':
     return train.train_and_evaluate(config, workdir)

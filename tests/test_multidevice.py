@@ -49,6 +49,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from gan_jax import sharding
+from gan_jax.errors import UserError
 from tests.conftest import ROOT
 from tests.conftest import load_config
 
@@ -443,3 +444,35 @@ def test_sample_mode_with_two_processes(runs, tmp_path):
   out_dir = main.run(load_config('mnist_dcgan'), str(tmp_path), 'sample', num_samples=5)
   with np.load(os.path.join(out_dir, 'samples.npz')) as f:
     np.testing.assert_allclose(f['images'].astype(int), images.astype(int), atol=1)
+
+
+def _device_count_after(count: int, xla_flags: str) -> int:
+  """jax.device_count() in a fresh process that calls use_cpu_devices(count) first."""
+  code = (
+    'from gan_jax import sharding; import jax; '
+    f'sharding.use_cpu_devices({count}); print(jax.device_count())'
+  )
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=xla_flags)
+  env.pop('JAX_NUM_CPU_DEVICES', None)
+  out = subprocess.run(
+    [sys.executable, '-c', code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+  )
+  assert out.returncode == 0, out.stderr[-2000:]
+  return int(out.stdout.split()[-1])
+
+
+def test_config_cpu_devices_splits_the_host():
+  """config.cpu_devices sets the CPU device count before JAX starts; 0 leaves JAX's default
+  (one), and an explicit XLA_FLAGS device count wins over the config."""
+  assert _device_count_after(3, '') == 3
+  assert _device_count_after(0, '') == 1
+  assert _device_count_after(3, '--xla_force_host_platform_device_count=2') == 2
+
+
+def test_config_cpu_devices_after_start_warns_and_refuses_bad_counts(caplog):
+  before = jax.device_count()  # The backend is running in this process now.
+  sharding.use_cpu_devices(before + 1)
+  assert jax.device_count() == before
+  assert 'ignored' in caplog.text
+  with pytest.raises(UserError, match='cpu_devices must be an integer >= 0'):
+    sharding.use_cpu_devices(-1)
