@@ -79,6 +79,7 @@ def jax_runner(batch, config):
 
   spec, config = config, common.load_config(config)
   config.train.batch_size = batch
+  sharding.use_cpu_devices(config.cpu_devices)  # A fresh worker: JAX has not started yet.
   source = data.load(config.data.source, 'train', config.data)
   gan = gan_lib.build(config, source.image_shape, source.num_classes)
   mesh = sharding.make_mesh(config.mesh)
@@ -148,10 +149,16 @@ def jax_runner(batch, config):
   }
   steps, batches = itertools.count(len(first)), itertools.cycle(host)  # step = state.step
 
+  # As gan_jax/train.py: several CPU devices wait on each step (XLA:CPU can deadlock when
+  # collective steps queue back to back).
+  sync_each_step = jax.default_backend() == 'cpu' and jax.device_count() > 1
+
   def one_step():
     nonlocal state
     step = next(steps)
     state, metrics = compiled[due(step)](state, sharding.put_batch(next(batches), batch_sh), key)
+    if sync_each_step:
+      jax.block_until_ready(metrics)
     return state, metrics
 
   return info, one_step, jax.block_until_ready, batch
