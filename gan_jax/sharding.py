@@ -36,6 +36,12 @@ def use_cpu_devices(count: int) -> None:
     logging.warning('config.cpu_devices=%d ignored: JAX has already started its backends', count)
 
 
+def must_wait_each_step() -> bool:
+  """Whether a train loop must wait for each step before queuing the next: XLA:CPU can deadlock
+  when collective steps of several CPU devices are queued back to back."""
+  return jax.default_backend() == 'cpu' and jax.device_count() > 1
+
+
 def maybe_initialize_distributed(
   coordinator_address: str | None = None,
   num_processes: int | None = None,

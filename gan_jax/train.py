@@ -195,8 +195,7 @@ def train_and_evaluate(config, workdir: str, make_experiment=None):
       )
     return compiled[name], fresh
 
-  # XLA:CPU can deadlock when collective steps are queued back to back; wait on each step.
-  sync_each_step = jax.default_backend() == 'cpu' and jax.device_count() > 1
+  sync_each_step = sharding.must_wait_each_step()
 
   # Rows after `start` belong to a lost timeline (a kill before the first checkpoint included).
   writer = writers.MetricWriter(workdir, enabled=is_main, resume_step=start)
