@@ -58,7 +58,12 @@ def mnist_batches(batch, count=32, source=None):
   order = np.concatenate(
     [rng.permutation(len(source)) for _ in range(math.ceil(count * batch / len(source)))]
   )
-  return [source[order[i * batch : (i + 1) * batch]] for i in range(count)]
+  # Example by example: sources index by int (data.Source); only in-memory ones take arrays.
+  batches = []
+  for i in range(count):
+    examples = [source[int(r)] for r in order[i * batch : (i + 1) * batch]]
+    batches.append({k: np.stack([e[k] for e in examples]) for k in ('image', 'label')})
+  return batches
 
 
 # Runners: each builds its thing in the worker process and returns (info, step, sync, units),
@@ -149,9 +154,7 @@ def jax_runner(batch, config):
   }
   steps, batches = itertools.count(len(first)), itertools.cycle(host)  # step = state.step
 
-  # As gan_jax/train.py: several CPU devices wait on each step (XLA:CPU can deadlock when
-  # collective steps queue back to back).
-  sync_each_step = jax.default_backend() == 'cpu' and jax.device_count() > 1
+  sync_each_step = sharding.must_wait_each_step()  # As gan_jax/train.py.
 
   def one_step():
     nonlocal state
