@@ -23,7 +23,7 @@ FSDP_MIN_SIZE = 2**14  # Parameters smaller than this stay replicated: not worth
 def use_cpu_devices(count: int) -> None:
   """config.cpu_devices: `count` > 0 makes JAX's CPU backend show that many devices, so a data
   mesh splits each batch across the host's cores. On 2 cores XLA:CPU runs two half-batch
-  steps side by side faster than one whole batch over both cores (README, Stacked MNIST). An
+  steps side by side faster than one whole batch over both cores (README, Scaling out). An
   explicit --xla_force_host_platform_device_count in XLA_FLAGS wins; so does a backend that is
   already running (library use, tests), with a warning. Accelerator backends are unaffected."""
   if not isinstance(count, int) or count < 0:
