@@ -130,7 +130,7 @@ def r3gan_model(
 ) -> ml_collections.ConfigDict:
   """R3GAN's ResNet for G and D (gan_jax/models/r3gan.py): `stage_widths` per resolution,
   smallest first, or `width` at every stage when it is empty; `d_stage_widths` (empty = the
-  same) gives D its own."""
+  same) gives D its own, and `d_head_width` > 0 a hidden layer before D's output."""
   config.model.generator = config.model.discriminator = 'r3gan'
   config.model.g_width = config.model.d_width = width
   config.model.latent_dim = 64  # The paper's noise dimension.
@@ -141,6 +141,7 @@ def r3gan_model(
       group_size=group_size,
       stage_widths=tuple(stage_widths),
       d_stage_widths=(),
+      d_head_width=0,  # > 0: a hidden layer in D's head (not R3GAN's; README, Stacked MNIST).
     )
   )
   return config

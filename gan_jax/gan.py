@@ -359,12 +359,17 @@ def _check_numbers(config) -> None:
 def model_options(model_config, name: str, role: str = 'generator') -> dict:
   """Options only one model takes live in a section named after it (config.model.r3gan).
   `d_stage_widths` there, when not empty, replaces `stage_widths` for the discriminator
-  (`role`), so G and D can be sized apart as R3GAN's own configs do."""
+  (`role`), so G and D can be sized apart as R3GAN's own configs do; `d_head_width` reaches
+  the discriminator only (its `head_width`)."""
   section = model_config.get(name)
   options = dict(section) if section is not None else {}
   d_widths = options.pop('d_stage_widths', ())
-  if role == 'discriminator' and d_widths:
-    options['stage_widths'] = tuple(d_widths)
+  d_head = options.pop('d_head_width', None)
+  if role == 'discriminator':
+    if d_widths:
+      options['stage_widths'] = tuple(d_widths)
+    if d_head is not None:
+      options['head_width'] = d_head
   return options
 
 

@@ -14,7 +14,8 @@ statistics, mapping networks or style modulation. As in the official code:
   -> blocks -> [1x1 conv if the width changes, bilinear x2 upsampling, blocks] x n -> 1x1 conv
   to the image channels (no tanh).
 * D: 1x1 conv from the image -> [blocks, bilinear /2 downsampling, 1x1 conv if the width
-  changes] x n -> blocks -> a depthwise s x s conv (the 'discriminative basis') -> linear.
+  changes] x n -> blocks -> a depthwise s x s conv (the 'discriminative basis') -> linear
+  (optionally through one hidden layer first, `head_width`: not in the paper).
   Conditional: the linear layer outputs an embedding that is dotted with a class embedding.
 
 Simplified for small images (README, "R3GAN on small images"): the basis is s x s with
@@ -255,9 +256,17 @@ class Discriminator(nn.Module):
   expansion: int = 2
   group_size: int = 16
   stage_widths: Sequence[int] = ()  # Smallest resolution first, as for the generator.
+  # > 0: a hidden layer of this width (dense -> bias + leaky ReLU) between the basis features
+  # and the output, so the logit can depend on conjunctions of global features (e.g. which
+  # digit is in each of Stacked MNIST's channels) and not only on their sum. 0: R3GAN's head.
+  head_width: int = 0
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
+    if self.head_width < 0:
+      raise UserError(
+        f'config.model.r3gan.d_head_width must be >= 0 (0 = none), got {self.head_width}'
+      )
     size, n = dcgan.start_size(x.shape[1])
     widths = stage_widths(self.width, n + 1, self.stage_widths)[::-1]  # Largest first.
     update = train and self.is_mutable_collection('batch_stats')  # SN power iteration only.
@@ -275,6 +284,11 @@ class Discriminator(nn.Module):
       raise ValueError(f'expected {size}x{size} maps before the basis, got {x.shape[1:3]}')
     # The discriminative basis: one s x s filter per channel, no padding -> (B, C).
     features = sn(DiscriminativeBasis(name='basis'), x)
+    if self.head_width:
+      hidden = nn.Dense(
+        self.head_width, use_bias=False, kernel_init=msr_init(ACTIVATION_GAIN), name='hidden'
+      )
+      features = BiasedActivation(name='hidden_act')(sn(hidden, features))
     if self.num_classes and self.conditioning == 'projection':
       if labels is None:
         raise ValueError(f'a conditional discriminator ({self.num_classes} classes) needs labels')
