@@ -1,5 +1,6 @@
 """Stacked MNIST (1,000 modes) with R3GAN's ResNet and recipe (RpGAN + R1 + R2), the paper's
-mode-coverage experiment, sized for 2 CPU cores (configs/mnist_r3gan.py).
+mode-coverage experiment, sized for 2 CPU cores (configs/mnist_r3gan.py), with one change to
+the network: a hidden layer in D's head.
 
   python launch.py --config=configs/stacked_mnist_r3gan.py --workdir=runs/stacked_mnist_r3gan \
     --config.train.time_budget_s=1800
@@ -34,6 +35,10 @@ def get_config(variant: str | None = None):
   # 16 a quarter of its speed).
   config.cpu_devices = 2
   config.model.conv_chunks = 1
+  # A hidden layer of 256 in D's head (not R3GAN's): the linear head on the basis features
+  # left the channels' digits coupled (KL 0.162, 0.146 of it dependence between channels);
+  # with it the same 28,000 steps reach 1000 modes / KL 0.101 (dependence 0.076). 512: 0.110.
+  config.model.r3gan.d_head_width = 256
   # Unconditional, as the papers' protocol is: the labels here are the 1,000 modes themselves.
   config.model.conditional = False
   return common.select_variant(
