@@ -19,10 +19,11 @@ def get_config(variant: str | None = None):
   # end): at the paper's lr 2e-4 gamma 5 covered 798 modes (KL 1.21) in 30 minutes against 732
   # (KL 1.45) at gamma 1, and D won outright at 0.1 (README, "Mode coverage (Stacked MNIST)").
   config.loss.r1_gamma = config.loss.r2_gamma = 5.0
-  # Batch 16: on 2 CPU cores a step of 16 takes under half the time of 32 (13.5 against 5.8
-  # steps/s), so 30 minutes give 2.25x the updates on the same images/s; at equal compute it
-  # reached 984 modes / KL 0.44 where batch 32 reached 936 / 0.78 (README). Schedule: 28,000
-  # steps, which 2 cores ran in 26m24s with the CPU settings below.
+  # Batch 16: on 2 cores of an Intel Xeon (AVX-512) a step of 16 takes under half the time of
+  # 32 (13.5 against 5.8 steps/s), so 30 minutes give 2.25x the updates on the same images/s;
+  # at equal compute it reached 984 modes / KL 0.44 where batch 32 reached 936 / 0.78 (README).
+  # Schedule: 28,000 steps, which 2 cores ran in 26m24s (that Xeon) and 23m55s (AMD EPYC Zen 4)
+  # with the CPU settings below.
   steps = 28000
   config.train.batch_size = 16
   config.train.num_steps = config.schedule.steps = steps
