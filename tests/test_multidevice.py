@@ -53,8 +53,6 @@ from gan_jax.errors import UserError
 from tests.conftest import ROOT
 from tests.conftest import load_config
 
-pytestmark = pytest.mark.xdist_group('multidevice')  # One set of runs, if run under xdist.
-
 WORKER = os.path.join(ROOT, 'tests', 'multidevice_worker.py')
 CONFIG = '--config=configs/mnist_dcgan.py:smoke'
 STEPS, RESUMED_STEPS = 4, 6

@@ -1,7 +1,8 @@
 """Issue 7's proof: a run survives kills, signals, NaNs, bad input and full disks.
 
   pytest tests/test_reliability.py     # the file runs its children itself, 2 at a time
-  (under xdist use --dist loadgroup, so that one worker runs them all; plain -n works, slower)
+  (under xdist use --dist loadfile, as setup.cfg does, so that one worker runs them all; plain
+  -n works, slower)
 
 Every promise is checked on real runs of launch.py in subprocesses, except the NaN tests (two
 in-process runs of train_and_evaluate with a poisoned experiment) and the grep for pickle.
@@ -63,8 +64,6 @@ from gan_jax import gan
 from gan_jax import train
 from tests.conftest import ROOT
 from tests.conftest import load_config
-
-pytestmark = pytest.mark.xdist_group('reliability')  # One set of runs if run under xdist.
 
 LAUNCH = os.path.join(ROOT, 'launch.py')
 CHILD = os.path.join(ROOT, 'tests', 'reliability_child.py')
@@ -682,7 +681,7 @@ assert sorted(ORDER) == sorted(JOBS)
 def jobs(request, tmp_path_factory):
   # Under xdist, start only on demand unless all of this file's tests share a worker.
   xdist = os.environ.get('PYTEST_XDIST_WORKER')
-  grouped = request.config.getoption('dist', 'no') == 'loadgroup'
+  grouped = request.config.getoption('dist', 'no') in ('loadfile', 'loadscope')
   j = Jobs(str(tmp_path_factory.mktemp('reliability')), prestart=not xdist or grouped)
   if j.prestart:
     selected = {
