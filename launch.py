@@ -18,6 +18,12 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file(
   'config', None, 'Experiment config file (Python).', lock_config=True
 )
+_HARDWARE = config_flags.DEFINE_config_file(
+  'hardware',
+  os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'hardware', 'default.py'),
+  'Hardware settings file (configs/hardware/*.py): CPU device count, convolution slicing.',
+  lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and samples go.')
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'eval'], 'What to do.')
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 64, '--mode=sample: how many images.')
@@ -44,17 +50,18 @@ def parse_flags(argv):
   """absl's parser, but a bad flag or config (missing, broken, unknown key, wrong type) is one
   line on stderr and exit status 2, not a traceback."""
   for i, arg in enumerate(argv):
-    path = (
-      arg[len('--config=') :]
-      if arg.startswith('--config=')
-      else (argv[i + 1] if arg == '--config' and i + 1 < len(argv) else None)
-    )
-    if path is not None and not os.path.isfile(path.split(':', 1)[0]):
-      print(f'error: config file {path.split(":", 1)[0]!r} not found', file=sys.stderr)
-      sys.exit(2)
+    for name in ('config', 'hardware'):
+      path = (
+        arg[len(f'--{name}=') :]
+        if arg.startswith(f'--{name}=')
+        else (argv[i + 1] if arg == f'--{name}' and i + 1 < len(argv) else None)
+      )
+      if path is not None and not os.path.isfile(path.split(':', 1)[0]):
+        print(f'error: {name} file {path.split(":", 1)[0]!r} not found', file=sys.stderr)
+        sys.exit(2)
   try:
     remaining = flags.FLAGS(argv)
-    _ = _CONFIG.value  # A config file that failed to load raises only when first read.
+    _ = _CONFIG.value, _HARDWARE.value  # A file that failed to load raises when first read.
     return remaining
   except Exception as e:  # pylint: disable=broad-except
     message = _one_line(e)
@@ -64,7 +71,7 @@ def parse_flags(argv):
       overrides = [
         a.split('=')[0]
         for a in argv
-        if a.startswith('--config.') and key in a.split('=')[0].split('.')
+        if a.startswith(('--config.', '--hardware.')) and key in a.split('=')[0].split('.')
       ]
       message = f'unknown config key {key!r} in {", ".join(overrides) or "--config overrides"}'
       message += f' ({hint[0]})' if hint else ''
@@ -85,7 +92,8 @@ def next_commands(argv: list[str]) -> list[str]:
   config = [
     a
     for a in argv[1:]
-    if a.startswith('--config') and not a.startswith(('--config.train.', '--config.eval.'))
+    if a.startswith(('--config', '--hardware'))
+    and not a.startswith(('--config.train.', '--config.eval.'))
   ]
   base = ' '.join(['python launch.py', *config, f'--workdir={_WORKDIR.value}'])
   config_value = _CONFIG.value
@@ -110,6 +118,7 @@ def main(argv):
       _CONFIG.value,
       _WORKDIR.value,
       _MODE.value,
+      hardware=_HARDWARE.value,
       num_samples=_NUM_SAMPLES.value,
       sample_seed=_SAMPLE_SEED.value,
       truncation=_TRUNCATION.value,

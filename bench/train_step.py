@@ -6,7 +6,7 @@ Run by hand from the repo root (not part of the test suite):
   python -m bench.train_step --quick              # sanity run at batch 64, about 2 minutes
   python -m bench.train_step --kinds jax,torch,torch_compile,keras,keras_xla,pipeline,peak
   python -m bench.train_step --configs mnist_dcgan,mnist_fast,mnist_r3gan --kinds jax,peak
-  python -m bench.train_step --configs mnist_dcgan,mnist_dcgan:model.conv_chunks=1
+  python -m bench.train_step --configs mnist_dcgan,mnist_dcgan:hardware.conv_batch_slices=1
   python -m bench.train_step --kinds jax,peak --batches 256,1024 --configs \
     mnist_dcgan,mnist_dcgan:model.dtype=bfloat16   # mixed precision, MFU vs bfloat16's peak
 
@@ -73,6 +73,20 @@ def mnist_batches(batch, count=32, source=None):
 # would be one more).
 
 
+def hardware_spec(spec: str):
+  """(config, hardware config) of a run spec whose `hardware.FIELD=value` overrides set the
+  hardware layer's fields (gan_jax/hardware.py), e.g. `mnist_dcgan:hardware.cpu_devices=2`."""
+  from gan_jax import hardware as hardware_lib  # pylint: disable=g-import-not-at-top
+
+  name, fields = common.parse_spec(spec)
+  hardware = hardware_lib.default_config()
+  rest = [f'{path}={value!r}' for path, value in fields if not path.startswith('hardware.')]
+  for path, value in fields:
+    if path.startswith('hardware.'):
+      hardware[path.removeprefix('hardware.')] = value
+  return common.load_config(':'.join([name, *rest])), hardware
+
+
 def jax_runner(batch, config):
   """gan_jax.gan.train_step of the run spec `config`, jitted and fed as gan_jax/train.py does."""
   t0 = time.perf_counter()
@@ -80,14 +94,17 @@ def jax_runner(batch, config):
 
   from gan_jax import data  # pylint: disable=g-import-not-at-top
   from gan_jax import gan as gan_lib  # pylint: disable=g-import-not-at-top
+  from gan_jax import gan_builder  # pylint: disable=g-import-not-at-top
+  from gan_jax import hardware as hardware_lib  # pylint: disable=g-import-not-at-top
   from gan_jax import sharding  # pylint: disable=g-import-not-at-top
 
-  spec, config = config, common.load_config(config)
+  spec, (config, hardware) = config, hardware_spec(config)
   config.train.batch_size = batch
-  sharding.use_cpu_devices(config.cpu_devices)  # A fresh worker: JAX has not started yet.
+  hardware_lib.use_cpu_devices(hardware.cpu_devices)  # A fresh worker: JAX has not started yet.
   source = data.load(config.data.source, 'train', config.data)
-  gan = gan_lib.build(config, source.image_shape, source.num_classes)
   mesh = sharding.make_mesh(config.mesh)
+  slices = hardware_lib.conv_batch_slices_for(hardware, batch // jax.device_count())
+  gan = gan_builder.build(config, source.image_shape, source.num_classes, slices)
   key = jax.random.key(config.seed)
   state_sh = sharding.state_sharding(mesh, jax.eval_shape(gan.init, key))
   batch_sh, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
@@ -223,8 +240,9 @@ def verify(batch):
   from bench import keras_dcgan  # pylint: disable=g-import-not-at-top
   from bench import torch_dcgan  # pylint: disable=g-import-not-at-top
   from gan_jax import gan as gan_lib  # pylint: disable=g-import-not-at-top
+  from gan_jax import gan_builder  # pylint: disable=g-import-not-at-top
 
-  gan = gan_lib.build(common.load_config('mnist_dcgan'), (28, 28, 1), 10)
+  gan = gan_builder.build(common.load_config('mnist_dcgan'), (28, 28, 1), 10)
   state = gan.init(jax.random.key(0))
   tm, km = torch_dcgan.TorchDCGAN(), keras_dcgan.KerasDCGAN()
   for model in (tm, km):
@@ -244,7 +262,7 @@ def verify(batch):
     check(
       'G forward (train-mode BN)',
       2e-4,
-      gan.generate(state.g_params, state.g_stats, z, None, train=True)[0],
+      gan.apply_generator(state.g_params, state.g_stats, z, None, train=True)[0],
       tm.G(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy(),
       km.G(z, training=True),
     )

@@ -5,15 +5,12 @@ beta1 = 0 with the paper's cosine ramps, an EMA generator.
   python launch.py --config=configs/mnist_r3gan.py:smoke --workdir=/tmp/smoke   # seconds
 
 Sized for 30 minutes of 2 CPU cores: stages of 64, 32 and 16 channels at 7, 14 and 28 px
-(wide where pixels are few, as a DCGAN is: at one width of 16 the generator's whole dependence
-on z passed through the 16 scalars that scale its 7x7 basis), one block per stage, expansion 1
-and dense 3x3 convs (group_size covers every channel), batch 32 and lazy R1/R2 (every 8th step,
-weighted 8x): median 5.8 steps/s on the README's Xeon, so 10,000 steps in about 29 minutes.
-Class-conditional (the paper's class embedding in G, embedding product in D), as the default
-is: the digits carry their labels. XLA:CPU runs grouped convolutions about 9x slower than dense
-ones of 4x their FLOPs (README, "R3GAN on small images"). On an accelerator, try
---config.model.r3gan.group_size=16 --config.model.r3gan.expansion=2
---config.loss.penalty_every=1, wider stages and a larger batch.
+(wide where pixels are few, as a DCGAN is), one block per stage, expansion 1 and dense 3x3
+convs (group_size covers every channel: XLA:CPU runs grouped convolutions far slower than
+dense ones of the same cost), batch 32 and lazy R1/R2 (every 8th step, weighted 8x).
+Class-conditional (the paper's class embedding in G, embedding product in D). Measurements:
+docs/r3gan.md. On an accelerator, try --config.model.r3gan.group_size=16
+--config.model.r3gan.expansion=2 --config.loss.penalty_every=1, wider stages and a larger batch.
 """
 
 from configs import common
@@ -27,7 +24,7 @@ def get_config(variant: str | None = None):
   )
   config.model.conditional = True
   # 5x the paper's learning rate, 10x its CIFAR-10 gamma (0.05): at batch 32 and ~10,000 steps the
-  # paper's 2e-4 learns too slowly (README, "R3GAN on small images", screen).
+  # paper's 2e-4 learns too slowly (docs/r3gan.md).
   common.r3gan_recipe(config, gamma=0.5, schedule_steps=steps, learning_rate=1e-3)
   config.loss.penalty_every = 8
   config.train.num_steps = steps

@@ -1,4 +1,4 @@
-"""R3GAN's training recipe on the cheap DCGAN (README, "Time to quality").
+"""R3GAN's training recipe on the cheap DCGAN (docs/time_to_quality.md).
 
 A DCGAN with a width-16 generator (7x7x64 -> 14x14x32 -> 28x28x16) and the width-32
 discriminator, trained with R3GAN's recipe (Huang et al. 2024): the relativistic pairing loss

@@ -17,7 +17,6 @@ import shutil
 
 import jax
 from jax.experimental import multihost_utils
-import numpy as np
 import orbax.checkpoint as ocp
 
 from gan_jax.errors import UserError
@@ -81,13 +80,16 @@ class Checkpointer:
         f'({differing} differs from this config); refusing to overwrite it: use a new --workdir'
       )
 
-  def restore(self, abstract_state, log=print, set_aside_unreadable: bool = False):
-    """The newest readable checkpoint as `(step, state, data_position)`, or None if none.
+  def restore(
+    self, abstract_state, log=print, set_aside_unreadable: bool = False, step: int | None = None
+  ):
+    """The newest readable checkpoint (only the one at `step`, when given) as
+    `(step, state, data_position)`, or None if none.
 
     `set_aside_unreadable` (for training, which will save those steps again): an unreadable
     checkpoint is renamed to `STEP.unreadable`, which orbax ignores, instead of left in place.
     """
-    steps = self.all_steps()
+    steps = self.all_steps() if step is None else [s for s in self.all_steps() if s == step]
     for i, step in reversed(list(enumerate(steps))):
       try:
         self._check_matches(step, abstract_state)
@@ -144,12 +146,4 @@ def _free_bytes(directory: str) -> int:
 def abstract_with_sharding(abstract_state, shardings):
   return jax.tree.map(
     lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, shardings
-  )
-
-
-def all_finite(tree) -> bool:
-  return all(
-    bool(np.all(np.isfinite(x)))
-    for x in jax.tree.leaves(jax.device_get(tree))
-    if np.issubdtype(np.asarray(x).dtype, np.floating)
   )

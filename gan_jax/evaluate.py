@@ -7,9 +7,10 @@ with each other for the same classifier, split and sample count, not with publis
 Reference (real-data) features are computed once per (data set, split, classifier checkpoint)
 and cached as .npz (loaded without pickle) in the classifier's workdir.
 
-With `config.eval.inception_weights` (pytorch-fid's weights file), --mode=eval adds the same
-metrics on Inception-v3 pool features, prefixed `inception_` (gan_jax/fid.py): the numbers papers
-print. Their reference features are cached per (data set, split, weights file hash).
+With `config.eval.inception_weights` (pytorch-fid's weights file), the Inception evaluator adds
+the same metrics on Inception-v3 pool features, prefixed `inception_` (gan_jax/fid.py): the
+numbers papers print. Their reference features are cached per (data set, split, weights file
+hash). gan_jax/evaluators.py runs these as the evaluators a config names.
 """
 
 import dataclasses
@@ -26,10 +27,8 @@ from gan_jax import classifier as classifier_lib
 from gan_jax import data
 from gan_jax import experiment as experiment_lib
 from gan_jax import fid
-from gan_jax import generate
+from gan_jax import generation
 from gan_jax import metrics
-from gan_jax import sharding
-from gan_jax import writers
 from gan_jax.errors import UserError
 
 
@@ -48,13 +47,6 @@ class Judge:
   @property
   def name(self) -> str:
     return f'{self.workdir}@{self.step}'
-
-  def score(self, gan, state, eval_config, data_config) -> dict:
-    """All metrics of the generator in `state`, with what they were measured against."""
-    return {
-      **judge_generator(self, gan, state, eval_config, data_config),
-      **provenance(self, eval_config),
-    }
 
 
 def load_judge(classifier_workdir: str) -> Judge:
@@ -114,7 +106,7 @@ def _all_images(source):
 
 def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:
   """All metrics of the generator in `state`, with what they were measured against."""
-  images, labels = generate.generate_images(
+  images, labels = generation.generate_images(
     gan, state, eval_config.num_samples, eval_config.sample_seed, eval_config.truncation
   )
   return judge_images(judge, images, eval_config, data_config, labels, gan.num_classes)
@@ -156,11 +148,13 @@ def judge_images(
   return result
 
 
-def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
-  """The metrics of real held-out images against the reference split: the best a G can do."""
+def real_data_floor(judge: Judge, eval_config, data_config, num_samples: int = 0) -> dict:
+  """The metrics of `num_samples` (0: eval_config.num_samples) real held-out images against
+  the reference split: the best a G can do."""
+  num_samples = num_samples or eval_config.num_samples
   if data_config.source == STACKED:  # Real stacked test digits, as many as the G is judged on.
     held = data.load(STACKED, eval_config.floor_split, data_config)
-    count = min(eval_config.num_samples, len(held))
+    count = min(num_samples, len(held))
     return stacked_mode_metrics(judge, np.stack([held[i]['image'] for i in range(count)]))
   real, _, _ = reference_features(
     judge, data_config.source, eval_config.reference_split, data_config
@@ -171,7 +165,7 @@ def real_data_floor(judge: Judge, eval_config, data_config) -> dict:
   # A seeded shuffle first: splits may be stored in class order, and a prefix (or the IS
   # analogue's consecutive splits) of class-ordered data would measure a few classes only.
   order = np.random.default_rng(eval_config.sample_seed).permutation(len(held))
-  keep = order[: eval_config.num_samples]
+  keep = order[:num_samples]
   held, probs = held[keep], probs[keep]
   return metrics.summary(
     real, held, probs, kid_subset_size=min(1000, len(real), len(held)), seed=eval_config.sample_seed
@@ -204,24 +198,12 @@ def inception_metrics(weights, images, real_pool, seed: int, mesh=None) -> dict:
   return {f'inception_{k}': v for k, v in result.items()}
 
 
-def inception_scores(weights, gan, state, eval_config, data_config, mesh=None) -> dict:
-  """The Inception metrics of the generator in `state`, with what they were measured against."""
-  images, _ = generate.generate_images(
-    gan, state, eval_config.inception_num_samples, eval_config.sample_seed, eval_config.truncation
-  )
-  real = inception_reference(weights, eval_config, data_config, mesh)
-  return {
-    **inception_metrics(weights, images, real, eval_config.sample_seed, mesh),
-    'eval_inception_weights': f'{weights.path}@sha256:{weights.sha256[:16]}',
-    'eval_inception_num_samples': int(eval_config.inception_num_samples),
-  }
-
-
-def provenance(judge: Judge, eval_config) -> dict:
+def provenance(judge: Judge, eval_config, num_samples: int = 0) -> dict:
+  """What classifier-feature metrics were measured against, logged beside them."""
   return {
     'eval_classifier': judge.name,
     'eval_reference_split': eval_config.reference_split,
-    'eval_num_samples': int(eval_config.num_samples),
+    'eval_num_samples': int(num_samples or eval_config.num_samples),
     'eval_truncation': float(eval_config.truncation),
   }
 
@@ -252,61 +234,3 @@ def table(rows: dict[str, dict]) -> str:
       + ''.join(f'{row[c]:>{cells[c]}.4f}' if c in row else f'{"-":>{cells[c]}}' for c in columns)
     )
   return '\n'.join(lines)
-
-
-def run_eval(config, workdir: str) -> dict:
-  """--mode=eval: judges the latest checkpoint in `workdir`; logs, prints and returns metrics."""
-  inception_file = config.eval.get('inception_weights', '')
-  if not config.eval.classifier_workdir and not (config.experiment == 'gan' and inception_file):
-    raise UserError(
-      '--mode=eval needs a judge: set --config.eval.classifier_workdir to a trained classifier '
-      "run (configs/mnist_classifier.py) and/or --config.eval.inception_weights to pytorch-fid's "
-      f'{fid.WEIGHTS_FILE}'
-    )
-  weights = fid.load_weights(inception_file) if inception_file else None  # Bad file: fail early.
-  experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
-  if config.experiment != 'gan':
-    accuracy, loss = classifier_lib.evaluate_accuracy(
-      experiment.model, state.params, experiment.test_source
-    )
-    result = {'test_accuracy': accuracy, 'test_loss': loss}
-    print(f'step {step}: test accuracy {accuracy:.4f}, test loss {loss:.4f}')
-  else:
-    result = {}
-    if config.eval.classifier_workdir:
-      result = _classifier_eval(experiment, step, state, config)
-    if weights is not None:
-      mesh = sharding.make_mesh(config.mesh)
-      scores = inception_scores(weights, experiment.gan, state, config.eval, config.data, mesh)
-      published = '' if weights.published else ' (NOT the published weights file)'
-      print(
-        f'Inception metrics at step {step} ({config.eval.inception_num_samples} samples vs the '
-        f'{config.eval.reference_split} split, {os.path.basename(weights.path)}{published}):'
-      )
-      print(table({'generator': {k.removeprefix('inception_'): v for k, v in scores.items()}}))
-      result.update(scores)
-  if jax.process_index() == 0:
-    writer = writers.MetricWriter(os.path.abspath(workdir))
-    writer.scalars(step, {'mode': 'eval', **result})
-    writer.close()
-  return result
-
-
-def _classifier_eval(experiment, step, state, config) -> dict:
-  judge = load_judge(config.eval.classifier_workdir)
-  result = judge.score(experiment.gan, state, config.eval, config.data)
-  floor = real_data_floor(judge, config.eval, config.data)
-  print(
-    f'classifier-feature metrics at step {step} ({judge.name}, '
-    f'{config.eval.num_samples} samples vs the {config.eval.reference_split} split):'
-  )
-  print(table({'generator': result, f'real {config.eval.floor_split} split': floor}))
-  if 'class_accuracy' in result:
-    print(
-      'class accuracy per requested class: '
-      + ', '.join(
-        f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in range(experiment.gan.num_classes)
-      )
-    )
-  result.update({f'floor_{k}': v for k, v in floor.items()})
-  return result

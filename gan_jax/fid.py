@@ -25,9 +25,6 @@ from gan_jax.errors import UserError
 from gan_jax.models import inception
 
 WEIGHTS_FILE = 'pt_inception-2015-12-05-6726825d.pth'
-WEIGHTS_URL = (
-  'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/' + WEIGHTS_FILE
-)
 # torch.hub's convention: the name's suffix is the start of the file's SHA-256.
 WEIGHTS_SHA256_PREFIX = '6726825d'
 IMAGE_EXTENSIONS = ('bmp', 'jpg', 'jpeg', 'pgm', 'png', 'ppm', 'tif', 'tiff', 'webp')
@@ -68,7 +65,7 @@ _apply = jax.jit(lambda variables, images: inception.FIDInception().apply(variab
 
 def default_batch_size() -> int:
   """XLA:CPU runs this network fastest on small batches (bench/inception_speed.py: 7.9 images/s
-  at 10 against 5.2 at 100 on the README's Xeon); accelerators want large ones."""
+  at 10 against 5.2 at 100; docs/inception.md); accelerators want large ones."""
   return 10 if jax.default_backend() == 'cpu' else 200
 
 

@@ -2,7 +2,9 @@
 
 import jax
 
-from gan_jax import evaluate
+from gan_jax import config_checks
+from gan_jax import evaluators
+from gan_jax import hardware as hardware_lib
 from gan_jax import sample
 from gan_jax import sharding
 from gan_jax import train
@@ -13,6 +15,7 @@ def run(
   workdir: str,
   mode: str = 'train',
   *,
+  hardware=None,
   num_samples: int = 64,
   sample_seed: int = 0,
   truncation: float = 0.0,
@@ -20,18 +23,23 @@ def run(
   num_processes=None,
   process_id=None,
 ):
-  """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`."""
-  sharding.use_cpu_devices(config.get('cpu_devices', 0))
+  """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`, on the
+  `hardware` settings (gan_jax/hardware.py; None: its defaults)."""
+  hardware = hardware or hardware_lib.default_config()
+  config_checks.check_hardware(hardware)
+  hardware_lib.use_cpu_devices(hardware.cpu_devices)  # Before anything starts JAX's backends.
   sharding.maybe_initialize_distributed(coordinator_address, num_processes, process_id)
   if mode == 'train':
-    return train.train_and_evaluate(config, workdir)
+    return train.train_and_evaluate(config, workdir, hardware=hardware)
   if mode == 'sample':
-    out_dir = sample.write_samples(config, workdir, num_samples, sample_seed, truncation)
+    out_dir = sample.write_samples(
+      config, workdir, num_samples, sample_seed, truncation, hardware=hardware
+    )
     if jax.process_index() == 0:  # Only process 0 writes the files, and says so.
       print(f'wrote {num_samples} samples to {out_dir}')
     return out_dir
   if mode == 'eval':
-    return evaluate.run_eval(config, workdir)
+    return evaluators.run_eval(config, workdir, hardware=hardware)
   raise ValueError(f'unknown mode {mode!r}')
 
 

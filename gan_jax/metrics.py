@@ -1,12 +1,11 @@
 """Model-independent GAN evaluation metrics on numpy arrays.
 
 Published GAN metrics (FID, KID, Inception Score, ...) are defined on the
-features / softmax outputs of a pretrained Inception-v3 network.  Those weights
-are not available here, so ``gan_jax`` evaluates generators with the
-penultimate-layer features and softmax outputs of its *own* trained classifier.
-The numbers are therefore **not comparable to published values**; they are
-only meaningful relative to each other (same classifier, same data set, same
-sample sizes).
+features / softmax outputs of a pretrained Inception-v3 network; gan_jax computes
+them on those (gan_jax/fid.py, given pytorch-fid's weights file) and, offline, on
+the penultimate-layer features and softmax outputs of its own trained classifier,
+whose numbers compare only with each other (same classifier, data set and sample
+sizes), not with published values.
 
 Everything in this module is pure numpy/scipy math; it knows nothing about
 models.  Inputs are
@@ -23,7 +22,7 @@ Numerical notes
   ``||a||^2 + ||b||^2 - 2 a.b`` (clipped at 0) on data centred at the real
   mean, so that 10k x 10k sets of 128-d features need only a bounded amount
   of memory (see ``_BLOCK_ELEMENTS``).  k-NN radii use scikit-learn's
-  brute-force search when it is installed (numpy fallback otherwise).
+  brute-force search.
 * The Frechet distance avoids ``scipy.linalg.sqrtm`` of the non-symmetric
   product ``sigma1 @ sigma2`` and instead uses the eigenvalues of the
   symmetric PSD matrix ``sqrt(sigma1) @ sigma2 @ sqrt(sigma1)``, which has the

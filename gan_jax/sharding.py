@@ -7,7 +7,6 @@ or every accelerator of every process.
 import math
 import os
 
-from absl import logging
 import jax
 from jax.sharding import Mesh
 from jax.sharding import NamedSharding
@@ -18,22 +17,6 @@ from gan_jax.errors import UserError
 
 BATCH_AXES = ('data', 'fsdp')  # Axes the batch is split over; 'fsdp' also splits parameters.
 FSDP_MIN_SIZE = 2**14  # Parameters smaller than this stay replicated: not worth a gather.
-
-
-def use_cpu_devices(count: int) -> None:
-  """config.cpu_devices: `count` > 0 makes JAX's CPU backend show that many devices, so a data
-  mesh splits each batch across the host's cores. On 2 cores XLA:CPU runs two half-batch
-  steps side by side faster than one whole batch over both cores (README, Scaling out). An
-  explicit --xla_force_host_platform_device_count in XLA_FLAGS wins; so does a backend that is
-  already running (library use, tests), with a warning. Accelerator backends are unaffected."""
-  if not isinstance(count, int) or count < 0:
-    raise UserError(f'config.cpu_devices must be an integer >= 0 (0 = JAX default), got {count}')
-  if count == 0 or 'xla_force_host_platform_device_count' in os.environ.get('XLA_FLAGS', ''):
-    return
-  try:
-    jax.config.update('jax_num_cpu_devices', count)
-  except RuntimeError:
-    logging.warning('config.cpu_devices=%d ignored: JAX has already started its backends', count)
 
 
 def must_wait_each_step() -> bool:

@@ -89,7 +89,7 @@ def main():
   report = {}
   original = train.train_and_evaluate
 
-  def instrumented(config, workdir, make_experiment=None):
+  def instrumented(config, workdir, make_experiment=None, hardware=None):
     make = make_experiment or experiment_lib.experiment_for(config)
 
     def make_counted(run):
@@ -97,7 +97,7 @@ def main():
       experiment.train_step = counter.wrap(experiment.train_step)
       return experiment
 
-    state = original(config, workdir, make_counted)
+    state = original(config, workdir, make_counted, hardware)
     report['layout'] = state_layout(state)
     report['step'] = int(jax.device_get(state.step))
     return state

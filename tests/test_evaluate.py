@@ -73,10 +73,10 @@ def test_eval_mode_prints_a_table_and_appends_a_row(judged_gan_run, capsys):
 def test_eval_truncation_changes_the_judged_noise_and_is_recorded(judged_gan_run, monkeypatch):
   config, workdir = judged_gan_run
   seen = []
-  real_generate = evaluate.generate.generate
+  real_generate = evaluate.generation.ema_images
   monkeypatch.setattr(
-    evaluate.generate,
-    'generate',
+    evaluate.generation,
+    'ema_images',
     lambda gan, state, z, labels: (
       seen.append(np.asarray(z)) or real_generate(gan, state, z, labels)
     ),

@@ -9,6 +9,7 @@ import pytest
 
 from gan_jax import data
 from gan_jax import gan as gan_lib
+from gan_jax import gan_builder
 from tests.conftest import load_config
 
 
@@ -20,7 +21,7 @@ def tree_distance(a, b):
 def setup():
   config = load_config('mnist_dcgan')
   source = data.load('embedded:mnist', 'train')
-  gan = gan_lib.build(config, source.image_shape, source.num_classes)
+  gan = gan_builder.build(config, source.image_shape, source.num_classes)
   batch = {'image': source.images[:16], 'label': source.labels[:16]}
   return gan, batch
 

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax import hardware
 from gan_jax.models.layers import METHODS
 from gan_jax.models.layers import UpConv2x
-from gan_jax.models.layers import batch_chunked
 from gan_jax.models.layers import upconv2x
 from gan_jax.models.layers import upconv2x_flops
 
@@ -131,7 +131,7 @@ def test_flops_count_the_definition(data):
 
 
 @pytest.mark.parametrize('batch,chunks', [(8, 2), (8, 4), (6, 4), (3, 1)])
-def test_batch_chunked_matches_the_whole_batch(batch, chunks):
+def test_sliced_matches_the_whole_batch(batch, chunks):
   """Slices are interleaved (rows j, j + chunks, ...) and put back in place; a batch that
   `chunks` does not divide (6 by 4) is computed whole."""
   x = jax.random.normal(jax.random.key(0), (batch, HEIGHT, WIDTH, CIN))
@@ -145,34 +145,38 @@ def test_batch_chunked_matches_the_whole_batch(batch, chunks):
   cotangent = jax.random.normal(jax.random.key(2), (batch, 2 * HEIGHT, 2 * WIDTH, COUT))
   loss = lambda f: lambda x, k: jnp.sum(f(x, k) * cotangent)
   whole = jax.value_and_grad(loss(upconv2x), argnums=(0, 1))(x, kernel)
-  split = jax.value_and_grad(loss(batch_chunked(conv, chunks)), argnums=(0, 1))(x, kernel)
+  with hardware.conv_batch_slices(chunks):
+    split = jax.value_and_grad(loss(hardware.sliced(conv)), argnums=(0, 1))(x, kernel)
+    sliced = hardware.sliced(upconv2x)(x, kernel)
   assert calls == ([batch // chunks] * chunks if batch % chunks == 0 else [batch])
-  np.testing.assert_array_equal(batch_chunked(upconv2x, chunks)(x, kernel), upconv2x(x, kernel))
+  np.testing.assert_array_equal(sliced, upconv2x(x, kernel))
   for got, want in zip(jax.tree.leaves(split), jax.tree.leaves(whole)):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('name', ['dcgan', 'mlp', 'resnet'])
-def test_conv_chunks_leave_every_model_unchanged(name):
+@pytest.mark.parametrize('name', ['dcgan', 'mlp', 'resnet', 'r3gan'])
+def test_conv_batch_slices_leave_every_model_unchanged(name):
+  """The hardware layer's slicing changes no model's outputs or gradients (beyond float
+  summation order), and no model takes a slicing field."""
   from gan_jax import models  # pylint: disable=g-import-not-at-top
 
   key = jax.random.key(0)
   z, y = jax.random.normal(key, (8, 100)), jnp.arange(8) % 10
   images = jax.random.normal(key, (8, 28, 28, 1))
   outputs = []
+  g = models.generator(name, image_shape=(28, 28, 1), width=4, num_classes=10)
+  d = models.discriminator(name, width=4, num_classes=10)
+  g_vars, d_vars = g.init(key, z, y, train=False), d.init(key, images, y, train=False)
+  d_loss = lambda p: jnp.sum(d.apply({**d_vars, 'params': p}, images, y, train=False) ** 2)
   for chunks in (1, 4):
-    g = models.generator(name, image_shape=(28, 28, 1), width=4, num_classes=10, conv_chunks=chunks)
-    d = models.discriminator(name, width=4, num_classes=10, conv_chunks=chunks)
-    if chunks == 1:
-      g_vars, d_vars = g.init(key, z, y, train=False), d.init(key, images, y, train=False)
-    d_loss = lambda p: jnp.sum(d.apply({**d_vars, 'params': p}, images, y, train=False) ** 2)
-    outputs.append(
-      (
-        g.apply(g_vars, z, y, train=False),
-        d.apply(d_vars, images, y, train=False),
-        jax.grad(d_loss)(d_vars['params']),
+    with hardware.conv_batch_slices(chunks):
+      outputs.append(
+        (
+          g.apply(g_vars, z, y, train=False),
+          d.apply(d_vars, images, y, train=False),
+          jax.grad(d_loss)(d_vars['params']),
+        )
       )
-    )
   (g1, d1, grads1), (g4, d4, grads4) = outputs
   np.testing.assert_allclose(g4, g1, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(d4, d1, rtol=1e-5, atol=1e-5)

@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 
 PACKAGE = os.path.join(ROOT, 'gan_jax')
 # Imported inside functions on purpose: only some runs need them, and they are slow to import.
-LAZY_ALLOWED = {'mlxtend', 'sklearn', 'PIL', 'tensorboardX', 'tensorflow_datasets'}
+LAZY_ALLOWED = {'mlxtend', 'sklearn', 'PIL', 'tensorboardX', 'tensorflow_datasets', 'matplotlib'}
 
 
 def module_imports() -> dict[str, dict[str, bool]]:
@@ -99,10 +99,28 @@ def test_in_function_imports_only_for_optional_dependencies():
 
 
 def test_experiments_and_generation_never_import_their_users():
-  """The GAN, its generation helpers and the setup sit below the loop, eval and sampling."""
+  """The GAN, its builder and loop adapter, generation, the setup, the config checks and the
+  hardware layer sit below the loop, the evaluators, plotting and sampling."""
   graph = local_graph(module_imports())
-  users = {'gan_jax.train', 'gan_jax.evaluate', 'gan_jax.sample', 'gan_jax.main'}
-  for module in ('gan_jax.gan', 'gan_jax.generate', 'gan_jax.experiment', 'gan_jax.classifier'):
+  users = {
+    'gan_jax.train',
+    'gan_jax.evaluate',
+    'gan_jax.evaluators',
+    'gan_jax.sample',
+    'gan_jax.main',
+    'gan_jax.plots',
+  }
+  below = (
+    'gan_jax.gan',
+    'gan_jax.gan_builder',
+    'gan_jax.gan_experiment',
+    'gan_jax.generation',
+    'gan_jax.experiment',
+    'gan_jax.classifier',
+    'gan_jax.config_checks',
+    'gan_jax.hardware',
+  )
+  for module in below:
     reachable, todo = set(), [module]
     while todo:
       for nxt in graph[todo.pop()] - reachable:

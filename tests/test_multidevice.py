@@ -48,6 +48,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from gan_jax import config_checks
+from gan_jax import hardware
 from gan_jax import sharding
 from gan_jax.errors import UserError
 from tests.conftest import ROOT
@@ -447,8 +449,8 @@ def test_sample_mode_with_two_processes(runs, tmp_path):
 def _device_count_after(count: int, xla_flags: str) -> int:
   """jax.device_count() in a fresh process that calls use_cpu_devices(count) first."""
   code = (
-    'from gan_jax import sharding; import jax; '
-    f'sharding.use_cpu_devices({count}); print(jax.device_count())'
+    'from gan_jax import hardware; import jax; '
+    f'hardware.use_cpu_devices({count}); print(jax.device_count())'
   )
   env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=xla_flags)
   env.pop('JAX_NUM_CPU_DEVICES', None)
@@ -459,18 +461,20 @@ def _device_count_after(count: int, xla_flags: str) -> int:
   return int(out.stdout.split()[-1])
 
 
-def test_config_cpu_devices_splits_the_host():
-  """config.cpu_devices sets the CPU device count before JAX starts; 0 leaves JAX's default
-  (one), and an explicit XLA_FLAGS device count wins over the config."""
+def test_hardware_cpu_devices_splits_the_host():
+  """hardware.cpu_devices sets the CPU device count before JAX starts; 0 leaves JAX's default
+  (one), and an explicit XLA_FLAGS device count wins over the hardware file."""
   assert _device_count_after(3, '') == 3
   assert _device_count_after(0, '') == 1
   assert _device_count_after(3, '--xla_force_host_platform_device_count=2') == 2
 
 
-def test_config_cpu_devices_after_start_warns_and_refuses_bad_counts(caplog):
+def test_hardware_cpu_devices_after_start_warns_and_refuses_bad_counts(caplog):
   before = jax.device_count()  # The backend is running in this process now.
-  sharding.use_cpu_devices(before + 1)
+  hardware.use_cpu_devices(before + 1)
   assert jax.device_count() == before
   assert 'ignored' in caplog.text
+  bad = hardware.default_config()
+  bad.cpu_devices = -1
   with pytest.raises(UserError, match='cpu_devices must be an integer >= 0'):
-    sharding.use_cpu_devices(-1)
+    config_checks.check_hardware(bad)

@@ -9,6 +9,7 @@ import pytest
 
 from gan_jax import data
 from gan_jax import gan as gan_lib
+from gan_jax import gan_builder
 from gan_jax.errors import UserError
 from tests.conftest import load_config
 
@@ -17,7 +18,7 @@ def build(name, **model):
   config = load_config(name)
   config.model.update(model)
   source = data.load(config.data.source, 'train', config.data)
-  return config, source, gan_lib.build(config, source.image_shape, source.num_classes)
+  return config, source, gan_builder.build(config, source.image_shape, source.num_classes)
 
 
 def test_pack_images_lays_consecutive_examples_side_by_side():

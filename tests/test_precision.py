@@ -14,6 +14,7 @@ import pytest
 from gan_jax import classifier
 from gan_jax import data
 from gan_jax import gan as gan_lib
+from gan_jax import gan_builder
 from gan_jax import regularizers
 from gan_jax.errors import UserError
 from gan_jax.models import layers
@@ -36,7 +37,7 @@ def build(name, dtype, overrides=None):
   for key, value in {**(overrides or {}), 'model.dtype': dtype}.items():
     section, field = key.split('.')
     config[section][field] = value
-  return gan_lib.build(config, SOURCE.image_shape, SOURCE.num_classes)
+  return gan_builder.build(config, SOURCE.image_shape, SOURCE.num_classes)
 
 
 def dtypes_of(tree):
@@ -69,11 +70,11 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state(model):
   assert all(jnp.asarray(v).dtype == jnp.float32 for v in metrics.values())
   assert all(np.isfinite(float(v)) for v in metrics.values())
   z, labels = gan.sample_noise(jax.random.key(2), 4)
-  images, _ = gan.generate(new.g_params, new.g_stats, z, labels, train=False)
+  images, _ = gan.apply_generator(new.g_params, new.g_stats, z, labels, train=False)
   assert images.dtype == jnp.float32
   # The heavy ops run in bfloat16 (not promoted back to float32 by a float32 statistic).
   g_ops = conv_and_dot_dtypes(
-    lambda p: gan.generate(p, new.g_stats, z, labels, train=True)[0], new.g_params
+    lambda p: gan.apply_generator(p, new.g_stats, z, labels, train=True)[0], new.g_params
   )
   assert 'bfloat16' in g_ops, g_ops
   d_ops = conv_and_dot_dtypes(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import mnist_r3gan
-from gan_jax import gan as gan_lib
+from gan_jax import gan_builder
 from gan_jax.errors import UserError
 from gan_jax.models import r3gan
 
@@ -101,14 +101,15 @@ def test_conditional_discriminator_depends_on_the_label():
   assert not np.allclose(images[0], images[1])  # Same noise, different class.
 
 
-def test_bad_options_are_user_errors():
-  x = jnp.zeros((1, 28, 28, 1))
+def test_bad_options_are_user_errors_before_any_module_is_built():
+  config = mnist_r3gan.get_config('smoke')
+  config.model.r3gan.group_size = 5
   with pytest.raises(UserError, match='group_size=5 must divide'):
-    r3gan.Discriminator(width=WIDTH, group_size=5).init(jax.random.key(0), x)
+    gan_builder.build(config, (28, 28, 1), 10)
+  config = mnist_r3gan.get_config('smoke')
+  config.model.r3gan.stage_widths = (8, 8)
   with pytest.raises(UserError, match='stage_widths has 2 entries'):
-    r3gan.Generator((28, 28, 1), width=WIDTH, stage_widths=(8, 8)).init(
-      jax.random.key(0), jnp.zeros((1, LATENT))
-    )
+    gan_builder.build(config, (28, 28, 1), 10)
 
 
 def test_stage_widths_change_with_resolution():
@@ -127,11 +128,11 @@ def test_config_sizes_the_discriminator_apart():
   """config.model.r3gan.d_stage_widths reaches D only; empty leaves D as G's stage_widths."""
   config = mnist_r3gan.get_config('smoke')  # G and D stages (16, 8, 8).
   config.model.r3gan.d_stage_widths = (16, 8, 12)
-  built = gan_lib.build(config, (28, 28, 1), 10)
+  built = gan_builder.build(config, (28, 28, 1), 10)
   assert tuple(built.generator.stage_widths) == (16, 8, 8)
   assert tuple(built.discriminator.stage_widths) == (16, 8, 12)
   config.model.r3gan.d_stage_widths = ()
-  assert tuple(gan_lib.build(config, (28, 28, 1), 10).discriminator.stage_widths) == (16, 8, 8)
+  assert tuple(gan_builder.build(config, (28, 28, 1), 10).discriminator.stage_widths) == (16, 8, 8)
 
 
 @pytest.mark.parametrize(
@@ -171,7 +172,7 @@ def test_discriminator_head_hidden_layer(num_classes):
   config = mnist_r3gan.get_config('smoke')  # D's last stage: 16 channels.
   config.model.r3gan.d_head_width = 24
   config.model.conditional = bool(num_classes)
-  built = gan_lib.build(config, (28, 28, 1), num_classes)
+  built = gan_builder.build(config, (28, 28, 1), num_classes)
   assert built.discriminator.head_width == 24
   assert not hasattr(built.generator, 'head_width')
   x = jax.random.normal(jax.random.key(0), (3, 28, 28, 1))
@@ -188,8 +189,7 @@ def test_discriminator_head_hidden_layer(num_classes):
   zero = jnp.zeros_like(x)
   assert not np.allclose(d(x + x[::-1]) - d(x[::-1]), d(x) - d(zero), atol=1e-4)
   config.model.r3gan.d_head_width = 0
-  assert gan_lib.build(config, (28, 28, 1), num_classes).discriminator.head_width == 0
+  assert gan_builder.build(config, (28, 28, 1), num_classes).discriminator.head_width == 0
   config.model.r3gan.d_head_width = -1
-  bad = gan_lib.build(config, (28, 28, 1), num_classes).discriminator
-  with pytest.raises(UserError, match='d_head_width'):
-    bad.init(jax.random.key(1), x, labels)
+  with pytest.raises(UserError, match='d_head_width'):  # Refused before any module is built.
+    gan_builder.build(config, (28, 28, 1), num_classes)

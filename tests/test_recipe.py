@@ -11,6 +11,7 @@ import pytest
 
 from gan_jax import data
 from gan_jax import gan as gan_lib
+from gan_jax import gan_builder
 from gan_jax import losses
 from gan_jax import regularizers
 from tests.conftest import load_config
@@ -31,7 +32,7 @@ def recipe_config(**overrides):
 
 
 def build(config):
-  return gan_lib.build(config, SOURCE.image_shape, SOURCE.num_classes)
+  return gan_builder.build(config, SOURCE.image_shape, SOURCE.num_classes)
 
 
 def test_cosine_ramp_matches_r3gan_formula():
@@ -57,7 +58,7 @@ def test_optimizer_follows_the_schedule():
   assert float(hyper['b2']) == pytest.approx(0.99, rel=1e-5)
   assert float(hyper['b1']) == 0.0
   # No schedule: plain Adam, as every other config's checkpoints hold.
-  plain = gan_lib.make_optimizer(config.optim.g, recipe_config(schedule__steps=0).schedule)
+  plain = gan_builder.make_optimizer(config.optim.g, recipe_config(schedule__steps=0).schedule)
   assert not isinstance(plain.init({'w': jnp.zeros(2)}), optax.InjectHyperparamsState)
 
 
@@ -104,7 +105,7 @@ def test_d_loss_is_rpgan_plus_gamma_halves_of_r1_and_r2():
   rngs = jax.random.split(jax.random.fold_in(jax.random.key(1), 0), 5)
   real = data.to_float(BATCH['image'])
   z, _ = gan.sample_noise(rngs[0], 8)
-  fake, _ = gan.generate(state.g_params, state.g_stats, z, None, train=True)
+  fake, _ = gan.apply_generator(state.g_params, state.g_stats, z, None, train=True)
   d_of = lambda x: gan.discriminate(state.d_params, state.d_stats, x, None, train=False)[0]
   np.testing.assert_allclose(metrics['r1'], regularizers.r1_penalty(d_of, real), rtol=1e-4)
   np.testing.assert_allclose(metrics['r2'], regularizers.r2_penalty(d_of, fake), rtol=1e-4)

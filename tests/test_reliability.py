@@ -60,7 +60,7 @@ import pytest
 
 from gan_jax import checkpoint
 from gan_jax import experiment
-from gan_jax import gan
+from gan_jax import gan_experiment
 from gan_jax import train
 from tests.conftest import ROOT
 from tests.conftest import load_config
@@ -86,6 +86,15 @@ SMOKE = '--config=configs/mnist_dcgan.py:smoke'
 ABSL_LOG_LINE = re.compile(r'^[IW]\d{4} ')  # absl INFO/WARNING records (orbax, JAX).
 PROGRESS = re.compile(r'^step (\d+)/(\d+)')
 TIMINGS = []  # (seconds, command) of every child, printed at the end (pytest -s).
+
+
+def all_finite(tree) -> bool:
+  """Whether every float leaf of a (restored) state is finite."""
+  return all(
+    bool(np.all(np.isfinite(x)))
+    for x in jax.tree.leaves(jax.device_get(tree))
+    if np.issubdtype(np.asarray(x).dtype, np.floating)
+  )
 
 
 def flags(overrides=None, **more):
@@ -218,8 +227,9 @@ def snapshot(path):
 def metric_rows(workdir):
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     rows = [json.loads(line) for line in f]
-  # Everything the train step computed; steps_per_sec is wall-clock.
-  return [{k: v for k, v in r.items() if k != 'steps_per_sec'} for r in rows if 'd_loss' in r]
+  # Everything the train step computed; steps_per_sec and train_time_s are wall-clock.
+  clock = ('steps_per_sec', 'train_time_s')
+  return [{k: v for k, v in r.items() if k not in clock} for r in rows if 'd_loss' in r]
 
 
 def _mount(*args) -> bool:
@@ -752,7 +762,7 @@ def poisoned_experiment(bad_step):
   """A GAN whose D parameters turn NaN going into step `bad_step` (1-based, as logged)."""
 
   def make(run):
-    experiment = gan.Experiment(run)
+    experiment = gan_experiment.Experiment(run)
     clean_step = experiment.train_step
 
     def train_step(state, batch, key):
@@ -790,7 +800,7 @@ def test_nan_stops_within_one_log_interval_keeping_the_last_good_checkpoint(tmp_
   assert sorted(os.listdir(tmp_path / 'samples')) == ['step_000003.png']
   # What is kept is the good state, and readable.
   _, step, state = experiment.restore_for_inference(config, str(tmp_path))
-  assert step == 3 and checkpoint.all_finite(state)
+  assert step == 3 and all_finite(state)
 
 
 def test_skip_nonfinite_skips_the_bad_step_and_carries_on(tmp_path, capsys):
@@ -800,13 +810,13 @@ def test_skip_nonfinite_skips_the_bad_step_and_carries_on(tmp_path, capsys):
   bad = 5
   state = train.train_and_evaluate(config, str(tmp_path), make_experiment=poisoned_experiment(bad))
   assert int(state.step) == 8
-  assert checkpoint.all_finite(state)
+  assert all_finite(state)
   rows = metric_rows(str(tmp_path))
   assert [(r['step'], r['skipped']) for r in rows] == [(2, 0), (4, 0), (6, 1), (8, 0)]
   assert all(np.isfinite(r['d_loss']) and np.isfinite(r['g_loss']) for r in rows)
   assert max(progress_steps(capsys.readouterr().out)) == 8
   _, step, saved = experiment.restore_for_inference(config, str(tmp_path))
-  assert step == 8 and checkpoint.all_finite(saved)
+  assert step == 8 and all_finite(saved)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1048,7 +1058,7 @@ def _assert_clean_disk_full_failure(result, workdir, failed_step, kept_step):
   assert finished_steps(workdir) == [kept_step]
   assert os.listdir(os.path.join(workdir, 'checkpoints')) == [str(kept_step)], 'leftovers'
   step, state = final_state(workdir)
-  assert step == kept_step and checkpoint.all_finite(state)
+  assert step == kept_step and all_finite(state)
 
 
 def test_disk_full_keeps_the_previous_checkpoint(jobs):

@@ -9,7 +9,8 @@ import pytest
 
 from gan_jax import data
 from gan_jax import gan as gan_lib
-from gan_jax import generate
+from gan_jax import gan_builder
+from gan_jax import generation
 from gan_jax.errors import UserError
 from tests.conftest import load_config
 
@@ -38,7 +39,7 @@ def configured(overrides):
 
 
 def run_steps(config, n=2):
-  gan = gan_lib.build(config, SOURCE.image_shape, SOURCE.num_classes)
+  gan = gan_builder.build(config, SOURCE.image_shape, SOURCE.num_classes)
   state = gan.init(jax.random.key(0))
   step = jax.jit(functools.partial(gan_lib.train_step, gan))
   for _ in range(n):
@@ -70,7 +71,7 @@ def test_lecam_state_tracks_discriminator_outputs():
 
 def test_spectral_norm_state_lives_in_the_train_state_and_advances():
   config = configured(OPTIONS['spectral_norm'])
-  gan = gan_lib.build(config, SOURCE.image_shape, SOURCE.num_classes)
+  gan = gan_builder.build(config, SOURCE.image_shape, SOURCE.num_classes)
   state = gan.init(jax.random.key(0))
   assert jax.tree.leaves(state.d_stats), 'no power-iteration vectors in the D state'
   new, _ = jax.jit(functools.partial(gan_lib.train_step, gan))(state, BATCH, jax.random.key(1))
@@ -84,7 +85,7 @@ def test_spectral_norm_state_lives_in_the_train_state_and_advances():
 def test_conditional_generator_uses_the_requested_labels():
   gan, state, _ = run_steps(configured(OPTIONS['projection_cgan']))
   z = jnp.repeat(jax.random.normal(jax.random.key(0), (1, gan.latent_dim)), 2, axis=0)
-  images = generate.generate_ema(gan, state, z, jnp.array([1, 7]))
+  images = generation.generate_ema(gan, state, z, jnp.array([1, 7]))
   assert not np.allclose(images[0], images[1])
 
 
@@ -93,7 +94,7 @@ def test_conditional_generator_uses_the_requested_labels():
   [
     ({'augment.policy': 'color,flip'}, 'flip'),
     ({'model.conditioning': 'film'}, 'conditioning'),
-    ({'model.conv_chunks': -1}, 'conv_chunks'),
+    ({'loss.r1_gamma': float('nan')}, 'r1_gamma'),
     ({'loss.r2_gamma': -0.1}, 'r2_gamma must be >= 0'),
     ({'loss.penalty_every': 0}, 'penalty_every must be >= 1'),
     ({'schedule.steps': -1}, 'schedule.steps must be >= 0'),
@@ -103,4 +104,4 @@ def test_conditional_generator_uses_the_requested_labels():
 )
 def test_bad_toolbox_settings_are_user_errors(overrides, message):
   with pytest.raises(UserError, match=message):
-    gan_lib.build(configured(overrides), SOURCE.image_shape, SOURCE.num_classes)
+    gan_builder.build(configured(overrides), SOURCE.image_shape, SOURCE.num_classes)

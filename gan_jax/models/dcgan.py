@@ -29,7 +29,6 @@ class Generator(nn.Module):
   image_shape: tuple[int, int, int]
   width: int = 64
   num_classes: int = 0
-  conv_chunks: int = 1  # Batch slices per convolution (layers.batch_chunked): a CPU speed knob.
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
@@ -41,10 +40,9 @@ class Generator(nn.Module):
     x = nn.Dense(size * size * channels, use_bias=False)(z)
     x = nn.relu(norm()(x.reshape(-1, size, size, channels)))
     for i in range(n):
-      x = layers.UpConv2x(self.width * 2 ** (n - 1 - i), use_bias=False, chunks=self.conv_chunks)(x)
+      x = layers.UpConv2x(self.width * 2 ** (n - 1 - i), use_bias=False)(x)
       x = nn.relu(norm()(x))
-    conv = layers.chunked_conv(self.conv_chunks)
-    return jnp.tanh(nn.Conv(self.image_shape[-1], (3, 3), conv_general_dilated=conv)(x))
+    return jnp.tanh(layers.Conv(self.image_shape[-1], (3, 3))(x))
 
 
 class Discriminator(nn.Module):
@@ -54,7 +52,6 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   conditioning: str = 'projection'  # Or 'acgan': an auxiliary classifier head, labels unused.
   spectral_norm: bool = False
-  conv_chunks: int = 1  # Batch slices per convolution (layers.batch_chunked): a CPU speed knob.
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -62,9 +59,8 @@ class Discriminator(nn.Module):
     update = train and self.is_mutable_collection('batch_stats')
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
     _, n = start_size(x.shape[1])
-    conv = layers.chunked_conv(self.conv_chunks)
     for i in range(n):
-      layer = nn.Conv(self.width * 2**i, (4, 4), strides=2, conv_general_dilated=conv)
+      layer = layers.Conv(self.width * 2**i, (4, 4), strides=2)
       x = nn.leaky_relu(sn(layer, x), 0.2)
     features = x.reshape(x.shape[0], -1)
     return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn)

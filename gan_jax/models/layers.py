@@ -1,18 +1,21 @@
-"""Generator layers.
+"""Layers and helpers shared by the models.
 
-``UpConv2x`` is PyTorch's ``nn.ConvTranspose2d(cin, cout, kernel_size=4,
-stride=2, padding=1)`` computed without a strided transposed convolution,
-whose kernel gradient is pathologically slow on XLA:CPU.
+`Conv` is flax's `nn.Conv` on the convolution that gan_jax/hardware.py slices by batch where
+the backend runs faster that way. `UpConv2x` is PyTorch's `nn.ConvTranspose2d(cin, cout,
+kernel_size=4, stride=2, padding=1)` computed without a strided transposed convolution, whose
+kernel gradient is pathologically slow on XLA:CPU. Also: mixed-precision casts, spectral norm
+on any layer, and the conditional discriminator head.
 """
 
 from collections.abc import Callable
+import functools
 
 import flax.linen as nn
 import jax
 from jax import lax
 import jax.numpy as jnp
 
-from gan_jax.errors import UserError
+from gan_jax import hardware
 
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 # config.model.dtype: the dtype a model computes in. Parameters, optimizer state, EMA, batch-norm
@@ -23,7 +26,7 @@ COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 def compute_dtype(name: str):
   """The jnp dtype `config.model.dtype` names."""
   if name not in COMPUTE_DTYPES:
-    raise UserError(f"config.model.dtype '{name}' is not one of {sorted(COMPUTE_DTYPES)}")
+    raise ValueError(f"dtype '{name}' is not one of {sorted(COMPUTE_DTYPES)}")
   return COMPUTE_DTYPES[name]
 
 
@@ -38,35 +41,8 @@ def cast_floating(tree, dtype):
   )
 
 
-def batch_chunked(fn: Callable, chunks: int) -> Callable:
-  """``fn(x, *args)`` computed on ``chunks`` slices of ``x``'s batch, then reassembled.
-
-  For per-example ops (convolutions) the result is the same up to float summation order;
-  the kernel gradient becomes a sum over slices. XLA:CPU's convolutions run up to ~2x faster
-  on 16-32 examples than on 64-256 (README, Performance), so splitting pays there; on
-  accelerators leave ``chunks`` at 1. Slice ``j`` holds examples ``j, j + chunks, ...``:
-  with the batch sharded over devices in contiguous blocks, every device keeps its own rows
-  and no data moves. A batch that ``chunks`` does not divide is computed whole.
-  """
-  if chunks <= 1:
-    return fn
-
-  def chunked(x, *args, **kwargs):
-    batch = x.shape[0]
-    if batch % chunks:
-      return fn(x, *args, **kwargs)
-    rows = x.reshape(batch // chunks, chunks, *x.shape[1:])
-    outs = [fn(rows[:, j], *args, **kwargs) for j in range(chunks)]
-    return jnp.stack(outs, 1).reshape(batch, *outs[0].shape[1:])
-
-  return chunked
-
-
-def chunked_conv(chunks: int) -> Callable:
-  """``lax.conv_general_dilated`` over ``chunks`` batch slices, for ``nn.Conv``'s
-  ``conv_general_dilated`` field (see ``batch_chunked``)."""
-  return batch_chunked(lax.conv_general_dilated, chunks)
-
+# Every model convolution: nn.Conv with batch slicing applied by the hardware layer.
+Conv = functools.partial(nn.Conv, conv_general_dilated=hardware.conv_general_dilated)
 
 METHODS = ('phase', 'phase3x3', 'transpose')
 
@@ -145,7 +121,6 @@ class UpConv2x(nn.Module):
   features: int
   use_bias: bool = True
   method: str = 'phase'
-  chunks: int = 1  # Batch slices per convolution (see ``batch_chunked``).
   kernel_init: Callable = nn.initializers.lecun_normal()
   bias_init: Callable = nn.initializers.zeros_init()
 
@@ -154,7 +129,7 @@ class UpConv2x(nn.Module):
     kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features))
     bias = self.param('bias', self.bias_init, (self.features,)) if self.use_bias else None
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # lax convs need equal dtypes
-    y = batch_chunked(upconv2x, self.chunks)(x, kernel, self.method)
+    y = hardware.sliced(upconv2x)(x, kernel, self.method)
     return y if bias is None else y + bias
 
 

@@ -18,7 +18,7 @@ statistics, mapping networks or style modulation. As in the official code:
   (optionally through one hidden layer first, `head_width`: not in the paper).
   Conditional: the linear layer outputs an embedding that is dotted with a class embedding.
 
-Simplified for small images (README, "R3GAN on small images"): the basis is s x s with
+Simplified for small images (docs/r3gan.md): the basis is s x s with
 s = 7 for 28 px (4 for 32 px, as in the paper), stage widths default to one width for every
 stage (the paper's CIFAR-10 preset does the same), and the [1, 2, 1] resampling filter is
 `jax.image.resize`'s bilinear kernel, which equals it inside the image and renormalises at the
@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.errors import UserError
 from gan_jax.models import dcgan
 from gan_jax.models import layers
 
@@ -101,10 +100,7 @@ def stage_widths(width: int, stages: int, widths: Sequence[int]) -> tuple[int, .
   if not widths:
     return (width,) * stages
   if len(widths) != stages:
-    raise UserError(
-      f'config.model.r3gan.stage_widths has {len(widths)} entries; these images '
-      f'need {stages} (one per resolution, smallest first)'
-    )
+    raise ValueError(f'{len(widths)} stage widths for {stages} stages')
   return tuple(widths)
 
 
@@ -126,29 +122,22 @@ class ResidualBlock(nn.Module):
   num_blocks: int = 1  # L, the network's residual block count, for the branch init scale.
   spectral_norm: bool = False
   update_stats: bool = False
-  conv_chunks: int = 1
 
   @nn.compact
   def __call__(self, x):
     channels = x.shape[-1]
     expanded = channels * self.expansion
-    group_size = min(self.group_size, expanded)
-    if self.group_size < 1 or expanded % group_size:
-      raise UserError(
-        f'config.model.r3gan.group_size={self.group_size} must divide the '
-        f'{expanded} expanded channels ({channels} x expansion {self.expansion})'
-      )
+    group_size = min(self.group_size, expanded)  # Divides it: gan_jax/config_checks.py.
     gain = ACTIVATION_GAIN * self.num_blocks**-0.25
 
     def conv(features, kernel, init, groups, name):
-      layer = nn.Conv(
+      layer = layers.Conv(
         features,
         (kernel, kernel),
         use_bias=False,
         kernel_init=init,
         feature_group_count=groups,
         name=name,
-        conv_general_dilated=layers.chunked_conv(self.conv_chunks),
       )
       return layers.maybe_spectral_norm(layer, self.spectral_norm, self.update_stats)
 
@@ -171,15 +160,8 @@ class DiscriminativeBasis(nn.Module):
     return jnp.einsum('bhwc,hwc->bc', x, kernel[:, :, 0, :])
 
 
-def _conv1x1(features, spectral_norm, update_stats, conv_chunks, name):
-  layer = nn.Conv(
-    features,
-    (1, 1),
-    use_bias=False,
-    kernel_init=msr_init(),
-    name=name,
-    conv_general_dilated=layers.chunked_conv(conv_chunks),
-  )
+def _conv1x1(features, spectral_norm, update_stats, name):
+  layer = layers.Conv(features, (1, 1), use_bias=False, kernel_init=msr_init(), name=name)
   return layers.maybe_spectral_norm(layer, spectral_norm, update_stats)
 
 
@@ -191,7 +173,6 @@ def _block(net, stages: int, update_stats: bool, i: int, j: int) -> ResidualBloc
     net.blocks_per_stage * (stages + 1),
     net.spectral_norm,
     update_stats,
-    net.conv_chunks,
     name=f'stage{i}_block{j}',
   )
 
@@ -202,7 +183,6 @@ class Generator(nn.Module):
   image_shape: tuple[int, int, int]
   width: int = 64
   num_classes: int = 0
-  conv_chunks: int = 1
   blocks_per_stage: int = 2
   expansion: int = 2
   group_size: int = 16
@@ -235,13 +215,11 @@ class Generator(nn.Module):
     for i, width in enumerate(widths):
       if i:
         if width != widths[i - 1]:
-          x = _conv1x1(width, self.spectral_norm, train, self.conv_chunks, f'stage{i}_width')(x)
+          x = _conv1x1(width, self.spectral_norm, train, f'stage{i}_width')(x)
         x = resample(x, 2.0)
       for j in range(self.blocks_per_stage):
         x = block(i, j)(x)
-    return _conv1x1(self.image_shape[-1], self.spectral_norm, train, self.conv_chunks, 'to_image')(
-      x
-    )
+    return _conv1x1(self.image_shape[-1], self.spectral_norm, train, 'to_image')(x)
 
 
 class Discriminator(nn.Module):
@@ -251,7 +229,6 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   conditioning: str = 'projection'  # R3GAN's embedding product, or 'acgan'.
   spectral_norm: bool = False  # Not part of R3GAN; available for ablations.
-  conv_chunks: int = 1
   blocks_per_stage: int = 2
   expansion: int = 2
   group_size: int = 16
@@ -263,14 +240,10 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    if self.head_width < 0:
-      raise UserError(
-        f'config.model.r3gan.d_head_width must be >= 0 (0 = none), got {self.head_width}'
-      )
     size, n = dcgan.start_size(x.shape[1])
     widths = stage_widths(self.width, n + 1, self.stage_widths)[::-1]  # Largest first.
     update = train and self.is_mutable_collection('batch_stats')  # SN power iteration only.
-    conv1x1 = lambda w, name: _conv1x1(w, self.spectral_norm, update, self.conv_chunks, name)
+    conv1x1 = lambda w, name: _conv1x1(w, self.spectral_norm, update, name)
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
     x = conv1x1(widths[0], 'from_image')(x)
     for i, width in enumerate(widths):

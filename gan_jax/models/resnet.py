@@ -78,15 +78,9 @@ class ConditionalBatchNorm(nn.Module):
     return x * gain.reshape(shape) + bias.reshape(shape)
 
 
-def _conv(features, spectral_norm, update_stats, conv_chunks, kernel, init, name):
+def _conv(features, spectral_norm, update_stats, kernel, init, name):
   """A k x k 'SAME' conv with bias, spectrally normalised if asked."""
-  layer = nn.Conv(
-    features,
-    (kernel, kernel),
-    kernel_init=init,
-    name=name,
-    conv_general_dilated=layers.chunked_conv(conv_chunks),
-  )
+  layer = layers.Conv(features, (kernel, kernel), kernel_init=init, name=name)
   return layers.maybe_spectral_norm(layer, spectral_norm, update_stats)
 
 
@@ -103,11 +97,10 @@ class GBlock(nn.Module):
   features: int
   num_classes: int = 0
   spectral_norm: bool = False
-  conv_chunks: int = 1
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    conv = functools.partial(_conv, self.features, self.spectral_norm, train, self.conv_chunks)
+    conv = functools.partial(_conv, self.features, self.spectral_norm, train)
 
     h = nn.relu(_batch_norm(x, labels, self.num_classes, train, 'bn1'))
     h = conv(3, _RESIDUAL_INIT, 'conv1')(_upsample(h))
@@ -129,13 +122,10 @@ class DBlock(nn.Module):
   downsample: bool = True
   optimized: bool = False
   spectral_norm: bool = True
-  conv_chunks: int = 1
 
   @nn.compact
   def __call__(self, x, update_stats: bool):
-    conv = functools.partial(
-      _conv, self.features, self.spectral_norm, update_stats, self.conv_chunks
-    )
+    conv = functools.partial(_conv, self.features, self.spectral_norm, update_stats)
 
     pool = _avg_pool if self.downsample else (lambda h: h)
     h = x if self.optimized else nn.relu(x)
@@ -159,7 +149,6 @@ class Generator(nn.Module):
   num_classes: int = 0
   channel_multiplier: int = 4
   spectral_norm: bool = False  # SN on every Conv/Dense (not on the class gains/biases).
-  conv_chunks: int = 1  # Batch slices per convolution (layers.batch_chunked): a CPU speed knob.
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
@@ -170,18 +159,10 @@ class Generator(nn.Module):
     x = layers.maybe_spectral_norm(dense, self.spectral_norm, train)(z)
     x = x.reshape(-1, size, size, channels)
     for i in range(n):
-      x = GBlock(
-        channels, self.num_classes, self.spectral_norm, self.conv_chunks, name=f'block{i}'
-      )(x, labels, train)
+      x = GBlock(channels, self.num_classes, self.spectral_norm, name=f'block{i}')(x, labels, train)
     # SNGAN's last batch norm is unconditional.
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, name='bn')(x))
-    out = nn.Conv(
-      self.image_shape[-1],
-      (3, 3),
-      kernel_init=_INIT,
-      name='conv_out',
-      conv_general_dilated=layers.chunked_conv(self.conv_chunks),
-    )
+    out = layers.Conv(self.image_shape[-1], (3, 3), kernel_init=_INIT, name='conv_out')
     return jnp.tanh(layers.maybe_spectral_norm(out, self.spectral_norm, train)(x))
 
 
@@ -200,7 +181,6 @@ class Discriminator(nn.Module):
   plain_blocks: int = 2
   spectral_norm: bool = True
   conditioning: str = 'projection'  # Or 'acgan': an auxiliary classifier head.
-  conv_chunks: int = 1
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -222,7 +202,6 @@ class Discriminator(nn.Module):
         downsample=i < downs,
         optimized=i == 0,
         spectral_norm=self.spectral_norm,
-        conv_chunks=self.conv_chunks,
         name=f'block{i}',
       )(x, update)
     features = jnp.sum(nn.relu(x), axis=(1, 2))  # Global sum pooling, as in SNGAN.

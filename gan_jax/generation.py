@@ -2,7 +2,7 @@
 
 Everything that turns a trained `gan.GAN` and its state into images lives here, for the train
 loop's sample grids, --mode=sample, the judge and bench/ alike. `gan` is any object with
-`generate`, `latent_dim` and `num_classes` (gan.GAN); this module imports no experiment code.
+`apply_generator`, `latent_dim` and `num_classes` (gan.GAN); this module imports no experiment code.
 """
 
 import functools
@@ -12,14 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data
-from gan_jax import images as image_lib
-from gan_jax.errors import UserError
+from gan_jax import pictures
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def generate_ema(gan, state, z, labels):
   """Images from the EMA generator in inference mode (running batch-norm statistics)."""
-  return gan.generate(state.ema_params, state.g_stats, z, labels, train=False)[0]
+  return gan.apply_generator(state.ema_params, state.g_stats, z, labels, train=False)[0]
 
 
 def fixed_noise(gan, config, count: int | None = None):
@@ -48,7 +47,7 @@ def slerp(z0, z1, t):
   return (jnp.sin((1.0 - t) * omega) / so) * z0 + (jnp.sin(t * omega) / so) * z1
 
 
-def generate(gan, state, z, labels, batch_size: int = 256) -> np.ndarray:
+def ema_images(gan, state, z, labels, batch_size: int = 256) -> np.ndarray:
   """uint8 images from the EMA generator, in batches."""
   return np.concatenate(
     [
@@ -79,17 +78,15 @@ def interpolation_strip(gan, state, rng, steps: int = 10, truncation: float = 0.
   ends = truncated_normal(rng, (2, gan.latent_dim), truncation)
   z = slerp(ends[0][None], ends[1][None], jnp.linspace(0.0, 1.0, steps)[:, None])
   if not gan.num_classes:
-    return image_lib.grid(generate(gan, state, z, None), rows=1)
+    return pictures.grid(ema_images(gan, state, z, None), rows=1)
   labels = jnp.repeat(jnp.arange(gan.num_classes), steps)
-  images = generate(gan, state, jnp.tile(z, (gan.num_classes, 1)), labels)
-  return image_lib.grid(images, rows=gan.num_classes)
+  images = ema_images(gan, state, jnp.tile(z, (gan.num_classes, 1)), labels)
+  return pictures.grid(images, rows=gan.num_classes)
 
 
 def generate_images(gan, state, num: int, seed: int, truncation: float = 0.0):
   """`num` uint8 images from the EMA generator (labels cycling over classes if conditional),
   from noise truncated at `truncation` (0 = off)."""
-  if truncation < 0:
-    raise UserError(f'config.eval.truncation must be >= 0 (0 = off), got {truncation}')
   z = truncated_normal(jax.random.key(seed), (num, gan.latent_dim), truncation)
   labels = np.arange(num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
-  return generate(gan, state, z, labels), labels
+  return ema_images(gan, state, z, labels), labels

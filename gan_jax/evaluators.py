@@ -1,0 +1,268 @@
+"""Evaluators chosen by config, as big_vision's `config.evals`.
+
+  config.evals.NAME = dict(type=TYPE, every=STEPS, num_samples=N)
+
+`type` names a class registered here with `@register(TYPE)`; `every` > 0 runs it every that
+many training steps, 0 at the loop's `train.eval_every`, and < 0 only at --mode=eval;
+`num_samples` 0 takes the `config.eval` default. An evaluator whose judge is not configured
+(e.g. no `config.eval.classifier_workdir`) is inactive and skipped. The train loop and
+--mode=eval run whatever the config names and know no metric names: each evaluator returns
+its scalars and says which of them (`headline`) belong in the one-line log. A new evaluator
+is a registered class; nothing else changes.
+"""
+
+import dataclasses
+import os
+
+import jax
+
+from gan_jax import classifier as classifier_lib
+from gan_jax import config_checks
+from gan_jax import evaluate
+from gan_jax import experiment as experiment_lib
+from gan_jax import fid
+from gan_jax import sharding
+from gan_jax import writers
+from gan_jax.errors import UserError
+
+REGISTRY: dict[str, type] = {}
+
+
+def register(type_name: str):
+  """Class decorator: makes an evaluator available as `config.evals.NAME.type = type_name`."""
+
+  def add(cls):
+    REGISTRY[type_name] = cls
+    return cls
+
+  return add
+
+
+class Evaluator:
+  """What the loop needs of an evaluator. Subclasses set `experiments` (the config.experiment
+  kinds they judge) and `headline`, and implement `run`; `report` (for --mode=eval) may print
+  more, such as a real-data floor."""
+
+  experiments: tuple[str, ...] = ('gan',)
+  headline: tuple[str, ...] = ()
+
+  def __init__(self, config, experiment, num_samples: int):
+    self.config, self.experiment, self.num_samples = config, experiment, num_samples
+
+  @classmethod
+  def configured(cls, config) -> bool:
+    """Whether the config supplies what this evaluator needs (e.g. a judge); if not, it is
+    skipped."""
+    del config
+    return True
+
+  def run(self, state, step: int) -> dict:
+    raise NotImplementedError
+
+  def report(self, state, step: int) -> dict:
+    result = self.run(state, step)
+    print(f'{type(self).__name__} at step {step}: ' + _headline(result, self.headline))
+    return result
+
+
+def _headline(scalars: dict, keys) -> str:
+  return '  '.join(f'{k} {scalars[k]:.4f}' for k in keys if k in scalars)
+
+
+class _Judged(Evaluator):
+  """Base of the evaluators that score generated images with the project's classifier."""
+
+  def __init__(self, config, experiment, num_samples: int):
+    super().__init__(config, experiment, num_samples or config.eval.num_samples)
+    self.judge = evaluate.load_judge(config.eval.classifier_workdir)  # A bad run fails now.
+
+  @classmethod
+  def configured(cls, config) -> bool:
+    return bool(config.eval.classifier_workdir)
+
+  def images(self, state):
+    e = self.config.eval
+    return self.experiment.generate_images(state, self.num_samples, e.sample_seed, e.truncation)
+
+
+@register('classifier_metrics')
+class ClassifierMetrics(_Judged):
+  """FID, KID, the Inception-Score analogue, precision/recall, density/coverage and class
+  accuracy on the features of the classifier in `config.eval.classifier_workdir`."""
+
+  headline = ('fid', 'precision', 'recall', 'class_accuracy')
+
+  def run(self, state, step: int) -> dict:
+    del step
+    images, labels = self.images(state)
+    e, num_classes = self.config.eval, self.experiment.gan.num_classes
+    scores = evaluate.judge_images(self.judge, images, e, self.config.data, labels, num_classes)
+    return {**scores, **evaluate.provenance(self.judge, e, self.num_samples)}
+
+  def report(self, state, step: int) -> dict:
+    result = self.run(state, step)
+    e = self.config.eval
+    floor = evaluate.real_data_floor(self.judge, e, self.config.data, self.num_samples)
+    print(
+      f'classifier-feature metrics at step {step} ({self.judge.name}, '
+      f'{self.num_samples} samples vs the {e.reference_split} split):'
+    )
+    print(evaluate.table({'generator': result, f'real {e.floor_split} split': floor}))
+    if 'class_accuracy' in result:
+      classes = range(self.experiment.gan.num_classes)
+      per_class = ', '.join(f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in classes)
+      print(f'class accuracy per requested class: {per_class}')
+    return {**result, **{f'floor_{k}': v for k, v in floor.items()}}
+
+
+@register('stacked_modes')
+class StackedModes(_Judged):
+  """Stacked MNIST's protocol: the classifier reads each channel's digit; `modes` counts the
+  distinct (a, b, c) of the samples (of 1,000) and `mode_kl` is KL(histogram || uniform)."""
+
+  headline = ('modes', 'mode_kl')
+
+  def run(self, state, step: int) -> dict:
+    del step
+    images, _ = self.images(state)
+    scores = evaluate.stacked_mode_metrics(self.judge, images)
+    return {**scores, **evaluate.provenance(self.judge, self.config.eval, self.num_samples)}
+
+  def report(self, state, step: int) -> dict:
+    result = self.run(state, step)
+    e = self.config.eval
+    floor = evaluate.real_data_floor(self.judge, e, self.config.data, self.num_samples)
+    print(f'mode coverage at step {step} ({self.judge.name}, {self.num_samples} samples):')
+    print(evaluate.table({'generator': result, f'real {e.floor_split} split': floor}))
+    return {**result, **{f'floor_{k}': v for k, v in floor.items()}}
+
+
+@register('inception')
+class Inception(Evaluator):
+  """FID, KID, IS, precision/recall on Inception-v3 features of pytorch-fid's weights file
+  (`config.eval.inception_weights`): the numbers papers print. Keys prefixed `inception_`."""
+
+  headline = ('inception_fid', 'inception_kid', 'inception_is')
+
+  def __init__(self, config, experiment, num_samples: int):
+    super().__init__(config, experiment, num_samples or config.eval.inception_num_samples)
+    self.weights = fid.load_weights(config.eval.inception_weights)  # A bad file fails now.
+
+  @classmethod
+  def configured(cls, config) -> bool:
+    return bool(config.eval.get('inception_weights', ''))
+
+  def run(self, state, step: int) -> dict:
+    del step
+    e = self.config.eval
+    images, _ = self.experiment.generate_images(
+      state, self.num_samples, e.sample_seed, e.truncation
+    )
+    mesh = sharding.make_mesh(self.config.mesh)
+    real = evaluate.inception_reference(self.weights, e, self.config.data, mesh)
+    return {
+      **evaluate.inception_metrics(self.weights, images, real, e.sample_seed, mesh),
+      'eval_inception_weights': f'{self.weights.path}@sha256:{self.weights.sha256[:16]}',
+      'eval_inception_num_samples': int(self.num_samples),
+    }
+
+  def report(self, state, step: int) -> dict:
+    result = self.run(state, step)
+    published = '' if self.weights.published else ' (NOT the published weights file)'
+    print(
+      f'Inception metrics at step {step} ({self.num_samples} samples vs the '
+      f'{self.config.eval.reference_split} split, {os.path.basename(self.weights.path)}'
+      f'{published}):'
+    )
+    shown = {k.removeprefix('inception_'): v for k, v in result.items()}
+    print(evaluate.table({'generator': shown}))
+    return result
+
+
+@register('test_accuracy')
+class TestAccuracy(Evaluator):
+  """A classifier's accuracy and mean cross-entropy on its held-out split."""
+
+  experiments = ('classifier',)
+  headline = ('test_accuracy',)
+
+  def run(self, state, step: int) -> dict:
+    del step
+    e = self.experiment
+    accuracy, loss = classifier_lib.evaluate_accuracy(e.model, state.params, e.test_source)
+    return {'test_accuracy': accuracy, 'test_loss': loss}
+
+  def report(self, state, step: int) -> dict:
+    result = self.run(state, step)
+    print(
+      f'step {step}: test accuracy {result["test_accuracy"]:.4f}, '
+      f'test loss {result["test_loss"]:.4f}'
+    )
+    return result
+
+
+@dataclasses.dataclass
+class Scheduled:
+  """An active evaluator, its config name and its schedule."""
+
+  name: str
+  every: int  # > 0: every that many steps; 0: at train.eval_every; < 0: --mode=eval only.
+  evaluator: Evaluator
+
+  def due(self, step: int, eval_every: int, last: bool) -> bool:
+    if self.every < 0:
+      return False
+    return last or step % (self.every or eval_every) == 0
+
+
+def configured(config) -> list[tuple[str, type, dict]]:
+  """(name, class, spec) of each evaluator `config.evals` names whose needs the config meets,
+  in its order; an unknown type is a one-line error (config_checks.check_evals), and so is
+  one that does not judge this kind of experiment."""
+  config_checks.check_evals(config, REGISTRY)
+  chosen = []
+  for name, spec in (config.get('evals') or {}).items():
+    cls = REGISTRY[spec.type]  # Known, and judging this kind of experiment: checked above.
+    if cls.configured(config):
+      chosen.append((name, cls, spec))
+  return chosen
+
+
+def build(config, experiment) -> list[Scheduled]:
+  """The configured evaluators of `config.evals`, built (judges loaded) and scheduled."""
+  return [
+    Scheduled(name, spec.get('every', 0), cls(config, experiment, spec.get('num_samples', 0)))
+    for name, cls, spec in configured(config)
+  ]
+
+
+def run_due(scheduled: list[Scheduled], state, step: int, eval_every: int, last: bool):
+  """(scalars, one-line summary) of the evaluators due at `step`."""
+  scalars, shown = {}, []
+  for s in scheduled:
+    if s.due(step, eval_every, last):
+      result = s.evaluator.run(state, step)
+      scalars.update(result)
+      shown.append(_headline(result, s.evaluator.headline))
+  return scalars, '  '.join(x for x in shown if x)
+
+
+def run_eval(config, workdir: str, hardware=None) -> dict:
+  """--mode=eval: every active evaluator on the latest checkpoint in `workdir`, scheduled or
+  not; prints each one's report, logs the scalars (`"mode": "eval"`) and returns them."""
+  if not configured(config):  # Before any work: say what is missing.
+    raise UserError(
+      '--mode=eval needs a judge: set --config.eval.classifier_workdir to a trained classifier '
+      "run (configs/mnist_classifier.py) and/or --config.eval.inception_weights to pytorch-fid's "
+      f'{fid.WEIGHTS_FILE}'
+    )
+  experiment, step, state = experiment_lib.restore_for_inference(config, workdir, hardware=hardware)
+  scheduled = build(config, experiment)
+  result = {}
+  for s in scheduled:
+    result.update(s.evaluator.report(state, step))
+  if jax.process_index() == 0:
+    writer = writers.MetricWriter(os.path.abspath(workdir))
+    writer.scalars(step, {'mode': 'eval', **result})
+    writer.close()
+  return result
