@@ -314,10 +314,11 @@ class Loop:
     if not draw and not any(s.due(step, eval_every, last) for s in self.scheduled):
       return
     self.metrics.check_finite(self.saver.last_saved)  # Never judge a state gone non-finite.
+    seconds = self.clock.seconds()  # The state's training time, before judging it.
     with self.clock.paused():
       scalars, summary = evaluators.run_due(self.scheduled, state, step, eval_every, last)
       if scalars:
-        self.metrics.writer.scalars(step, {**scalars, 'train_time_s': self.clock.seconds()})
+        self.metrics.writer.scalars(step, {**scalars, 'train_time_s': seconds})
         self.log(f'eval at step {step}: {summary}')
         self.last_eval = summary
       for name, picture in (self.experiment.pictures(state, step) if draw else {}).items():
