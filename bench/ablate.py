@@ -1,6 +1,6 @@
 """Trains each MNIST GAN config for the same number of steps and tabulates their metrics.
 
-  python bench/ablate.py --steps 2000 --out docs/ablation.md
+  python bench/ablate.py --steps 2000 --out docs/ablation_results.md
   python bench/ablate.py --configs mnist_cgan,mnist_cgan:loss.r1_gamma=0.0   # one part off
 
 A run is a config name, optionally followed by `:field=value` overrides (values are Python

@@ -23,6 +23,7 @@ BN_MOMENTUM = 0.1  # torch convention: flax's momentum 0.9 keeps 0.9 of the old 
 BN_EPS = 1e-5
 LR, BETAS, ADAM_EPS = 2e-4, (0.5, 0.999), 1e-8  # optax.adam's eps is 1e-8 as well.
 EMA_DECAY = 0.999
+BATCH_SIZE = 64  # mnist_dcgan's; bench/time_to_quality.py trains at it.
 
 
 def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -183,10 +184,46 @@ def _grad_norm(module):
   return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in module.parameters())))
 
 
-def train_for(seconds: float, num_samples: int, out: str, seed: int = 0) -> dict:
-  """Trains TorchDCGAN on the embedded MNIST training digits until this process has run
-  `seconds` (imports included, as for gan_jax's train.time_budget_s), then writes
-  `num_samples` uint8 images from its EMA generator to `out` (.npz). Returns the run's facts."""
+def ema_state_dict(model: TorchDCGAN) -> dict:
+  """A Generator state_dict of `model`'s EMA weights with G's batch-norm running statistics."""
+  names = [name for name, _ in model.G.named_parameters()]
+  state = {name: ema.detach().clone() for name, ema in zip(names, model.ema)}
+  state.update({name: b.detach().clone() for name, b in model.G.named_buffers()})
+  return state
+
+
+def sample(state_dict: dict, num_samples: int, seed: int = 0):
+  """`num_samples` uint8 NHWC images from a Generator state_dict, in eval mode, seeded."""
+  from gan_jax import data  # pylint: disable=g-import-not-at-top
+
+  g = Generator(32)
+  g.load_state_dict(state_dict)
+  g.eval()
+  with torch.no_grad():
+    z = torch.randn(num_samples, LATENT_DIM, generator=torch.Generator().manual_seed(seed + 1))
+    fakes = g(z)
+  return data.to_uint8(fakes.permute(0, 2, 3, 1).numpy())
+
+
+def train_for(
+  seconds: float,
+  num_samples: int = 0,
+  out: str = '',
+  seed: int = 0,
+  snapshot_every: float = 0.0,
+  workdir: str = '',
+) -> dict:
+  """Trains TorchDCGAN on the embedded MNIST training digits for `seconds` of training time,
+  counted from this process's start (imports included, as for gan_jax's train.time_budget_s)
+  and excluding the time spent saving snapshots. Returns the run's facts.
+
+  `snapshot_every` > 0: every that many seconds of training time, the EMA generator's
+  state_dict goes to `workdir`/snapshots/step_N.pt and {"step", "train_time_s"} is appended to
+  `workdir`/snapshots/index.jsonl (gan_jax's train.snapshot_every_secs writes the same index).
+  `out`: `num_samples` uint8 images of the final EMA generator to that .npz.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
 
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -194,30 +231,33 @@ def train_for(seconds: float, num_samples: int, out: str, seed: int = 0) -> dict
 
   from gan_jax import data  # pylint: disable=g-import-not-at-top
 
-  started = psutil.Process().create_time()
+  started, saving_s = psutil.Process().create_time(), 0.0
+  train_time = lambda: time.time() - started - saving_s
   torch.set_num_threads(max(1, len(psutil.Process().cpu_affinity())))
   images = data.load('embedded:mnist', 'train').images  # (N, 28, 28, 1) uint8.
   rng = np.random.default_rng(seed)
-  model, batch, steps = TorchDCGAN(width=32, seed=seed), 64, 0
+  model, batch, steps = TorchDCGAN(width=32, seed=seed), BATCH_SIZE, 0
   order, cursor = rng.permutation(len(images)), 0
-  while time.time() - started < seconds:
+  snapshots = os.path.join(workdir, 'snapshots')
+  taken = 0
+  if snapshot_every > 0:
+    os.makedirs(snapshots, exist_ok=True)
+  while train_time() < seconds:
     if cursor + batch > len(order):
       order, cursor = rng.permutation(len(images)), 0
     model.step(images[order[cursor : cursor + batch]])
     cursor, steps = cursor + batch, steps + 1
-  train_s = time.time() - started
-  ema_g = Generator(32)
-  with torch.no_grad():
-    for p, e in zip(ema_g.parameters(), model.ema):
-      p.copy_(e)
-    for b, b_ema in zip(ema_g.buffers(), model.G.buffers()):  # BN running statistics.
-      b.copy_(b_ema)
-    ema_g.eval()
-    fakes = ema_g(
-      torch.randn(num_samples, LATENT_DIM, generator=torch.Generator().manual_seed(seed + 1))
-    )
-  uint8 = data.to_uint8(fakes.permute(0, 2, 3, 1).numpy())
-  np.savez(out, images=uint8)
+    # As in gan_jax's loop: the k-th snapshot is due at k * snapshot_every, so a slow step
+    # that passes several such times is followed by one snapshot per step until caught up.
+    if snapshot_every > 0 and train_time() >= snapshot_every * (taken + 1):
+      train_s, save_start = train_time(), time.time()
+      torch.save(ema_state_dict(model), os.path.join(snapshots, f'step_{steps}.pt'))
+      with open(os.path.join(snapshots, 'index.jsonl'), 'a') as f:
+        f.write(json.dumps({'step': steps, 'train_time_s': train_s}) + '\n')
+      saving_s, taken = saving_s + time.time() - save_start, taken + 1
+  train_s = train_time()
+  if out:
+    np.savez(out, images=sample(ema_state_dict(model), num_samples, seed))
   return {'steps': steps, 'batch_size': batch, 'train_s': train_s}
 
 
@@ -225,10 +265,19 @@ if __name__ == '__main__':
   import argparse  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top
 
-  parser = argparse.ArgumentParser(description='Train the PyTorch DCGAN for a wall-time budget.')
+  parser = argparse.ArgumentParser(
+    description='Train the PyTorch DCGAN for a training-time budget.'
+  )
   parser.add_argument('--seconds', type=float, required=True)
   parser.add_argument('--num_samples', type=int, default=2000)
-  parser.add_argument('--out', required=True, help='.npz for the generated images')
+  parser.add_argument('--out', default='', help='.npz for images of the final EMA generator')
   parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument(
+    '--snapshot_every', type=float, default=0.0, help='seconds of training time (0 = none)'
+  )
+  parser.add_argument('--workdir', default='.', help='snapshots go to WORKDIR/snapshots')
   args = parser.parse_args()
-  print(json.dumps(train_for(args.seconds, args.num_samples, args.out, args.seed)), flush=True)
+  facts = train_for(
+    args.seconds, args.num_samples, args.out, args.seed, args.snapshot_every, args.workdir
+  )
+  print(json.dumps(facts), flush=True)
