@@ -430,6 +430,12 @@ def check_data_fits(config, image_shape, num_classes: int) -> None:
       raise UserError(
         f"config.model.{role} 'mlp' needs image sizes divisible by 4; {source} has {height}x{width}"
       )
+    downs = (model.get('resnet') or {}).get('down_blocks')
+    if name == 'resnet' and role == 'discriminator' and downs is not None:
+      if not 1 <= downs <= upsamplings:
+        raise UserError(
+          f'config.model.resnet.down_blocks={downs}: {height} px images allow 1..{upsamplings}'
+        )
     if name == 'r3gan':
       section = model.get('r3gan') or {}
       field = 'stage_widths'

@@ -6,6 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import cifar10_sngan
+from gan_jax import config_checks
+from gan_jax.errors import UserError
 from gan_jax.models import resnet
 
 WIDTH = 4  # Tiny: 16-channel G, 8-channel D; these tests check wiring, not quality.
@@ -90,8 +93,11 @@ def test_other_layouts():
     d_vars = jax.eval_shape(lambda x: d.init(jax.random.key(0), x, train=False), images)
     logits = jax.eval_shape(lambda v, x: d.apply(v, x, train=False), d_vars, images)
     assert logits.shape == (2,)
-  with pytest.raises(ValueError, match='down_blocks'):
-    jax.eval_shape(resnet.Discriminator(width=WIDTH, down_blocks=4).init, jax.random.key(0), images)
+  config = cifar10_sngan.get_config('smoke')  # 32 px: 1..3 downsampling blocks.
+  with config.unlocked():  # Options only one model takes live in a section named after it.
+    config.model.resnet = {'down_blocks': 4}
+  with pytest.raises(UserError, match='down_blocks=4: 32 px images allow 1..3'):
+    config_checks.check_data_fits(config, (32, 32, 3), 10)
 
 
 def test_labels_required_when_conditional(conditional_g):

@@ -173,7 +173,5 @@ def discriminator_head(
   if conditioning == 'acgan':
     classes = nn.Dense(num_classes, kernel_init=kernel_init, name='class_dense')
     return jnp.concatenate([logit[:, None], sn(classes, features)], axis=-1)
-  if conditioning != 'projection':
-    raise ValueError(f"unknown conditioning '{conditioning}': use projection or acgan")
   embed = nn.Embed(num_classes, features.shape[-1], embedding_init=kernel_init, name='embed')
   return logit + jnp.sum(sn(embed, labels) * features, axis=-1)

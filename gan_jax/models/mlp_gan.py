@@ -25,8 +25,6 @@ class Generator(nn.Module):
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     height, width, channels = self.image_shape
-    if height % 4 or width % 4:
-      raise ValueError(f'image size {height}x{width} must be divisible by 4')
     norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.8)
     if self.num_classes:
       z = jnp.concatenate([z, nn.Embed(self.num_classes, z.shape[-1])(labels)], axis=-1)

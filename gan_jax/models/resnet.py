@@ -187,9 +187,7 @@ class Discriminator(nn.Module):
     if self.conditioning == 'projection':
       _check_labels(self.num_classes, labels)
     _, n = dcgan.start_size(x.shape[1])
-    downs = n if self.down_blocks is None else self.down_blocks
-    if not 1 <= downs <= n:
-      raise ValueError(f'down_blocks={downs}: {x.shape[1]} px images allow 1..{n}')
+    downs = n if self.down_blocks is None else self.down_blocks  # 1..n: config_checks.py.
     # The power iteration advances only in D's own update (train=True with 'batch_stats'
     # mutable). Inside G's update (train=False) it reads the stored vectors; an apply with
     # train=True but an immutable collection (e.g. a penalty closure) also leaves them alone
