@@ -122,21 +122,7 @@ def _check_top(config) -> None:
   # Older configs carry the CPU device count; hardware configs do now (check_hardware).
   _integer(config, 'config', 'cpu_devices', 0, ' (0 = JAX default)', say_integer=True)
   if 'mesh' in config:
-    spec = config.mesh
-    try:
-      names = [name for name, _ in spec]
-      sizes = [size for _, size in spec]
-    except (TypeError, ValueError):
-      raise UserError(f'config.mesh must be ((axis, size), ...) pairs, got {spec!r}') from None
-    if not names or len(set(names)) != len(names) or not set(names) <= set(sharding.BATCH_AXES):
-      raise UserError(
-        f'config.mesh {tuple(spec)} must name distinct axes among {sharding.BATCH_AXES}'
-      )
-    if any(not _is_int(s) or (s < 1 and s != -1) for s in sizes) or sizes.count(-1) > 1:
-      raise UserError(
-        f'config.mesh {tuple(spec)}: sizes must be integers >= 1, or -1 (all the remaining '
-        'devices) for at most one axis'
-      )
+    sharding.check_mesh_spec(config.mesh)
 
 
 def _check_train(config) -> None:

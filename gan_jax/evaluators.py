@@ -84,6 +84,15 @@ class _Judged(Evaluator):
     e = self.config.eval
     return self.experiment.generate_images(state, self.num_samples, e.sample_seed, e.truncation)
 
+  def report_with_floor(self, result: dict, title: str) -> dict:
+    """Prints `title` and `result` beside the real-data floor (held-out real images judged the
+    same way); returns `result` with the floor's scalars as `floor_*`."""
+    e = self.config.eval
+    floor = evaluate.real_data_floor(self.judge, e, self.config.data, self.num_samples)
+    print(title)
+    print(evaluate.table({'generator': result, f'real {e.floor_split} split': floor}))
+    return {**result, **{f'floor_{k}': v for k, v in floor.items()}}
+
 
 @register('classifier_metrics')
 class ClassifierMetrics(_Judged):
@@ -101,18 +110,16 @@ class ClassifierMetrics(_Judged):
 
   def report(self, state, step: int) -> dict:
     result = self.run(state, step)
-    e = self.config.eval
-    floor = evaluate.real_data_floor(self.judge, e, self.config.data, self.num_samples)
-    print(
+    reported = self.report_with_floor(
+      result,
       f'classifier-feature metrics at step {step} ({self.judge.name}, '
-      f'{self.num_samples} samples vs the {e.reference_split} split):'
+      f'{self.num_samples} samples vs the {self.config.eval.reference_split} split):',
     )
-    print(evaluate.table({'generator': result, f'real {e.floor_split} split': floor}))
     if 'class_accuracy' in result:
       classes = range(self.experiment.gan.num_classes)
       per_class = ', '.join(f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in classes)
       print(f'class accuracy per requested class: {per_class}')
-    return {**result, **{f'floor_{k}': v for k, v in floor.items()}}
+    return reported
 
 
 @register('stacked_modes')
@@ -129,12 +136,8 @@ class StackedModes(_Judged):
     return {**scores, **evaluate.provenance(self.judge, self.config.eval, self.num_samples)}
 
   def report(self, state, step: int) -> dict:
-    result = self.run(state, step)
-    e = self.config.eval
-    floor = evaluate.real_data_floor(self.judge, e, self.config.data, self.num_samples)
-    print(f'mode coverage at step {step} ({self.judge.name}, {self.num_samples} samples):')
-    print(evaluate.table({'generator': result, f'real {e.floor_split} split': floor}))
-    return {**result, **{f'floor_{k}': v for k, v in floor.items()}}
+    title = f'mode coverage at step {step} ({self.judge.name}, {self.num_samples} samples):'
+    return self.report_with_floor(self.run(state, step), title)
 
 
 @register('inception')

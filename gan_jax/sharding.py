@@ -49,15 +49,31 @@ def maybe_initialize_distributed(
   )
 
 
-def make_mesh(spec) -> Mesh:
-  """A mesh over all devices from `((name, size), ...)`; one size may be -1 (all the rest)."""
-  names = tuple(str(name) for name, _ in spec)
-  sizes = [int(size) for _, size in spec]
+def check_mesh_spec(spec) -> tuple[tuple[str, ...], list[int]]:
+  """(axis names, sizes) of `((name, size), ...)`: distinct batch axes, sizes >= 1 or one -1
+  (all the remaining devices). Its fit to the devices is make_mesh's to check."""
+  try:
+    names = tuple(name for name, _ in spec)
+    sizes = [size for _, size in spec]
+  except (TypeError, ValueError):
+    raise UserError(f'config.mesh must be ((axis, size), ...) pairs, got {spec!r}') from None
   if not names or len(set(names)) != len(names) or not set(names) <= set(BATCH_AXES):
     raise UserError(f'config.mesh {tuple(spec)} must name distinct axes among {BATCH_AXES}')
+  integers = all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)
+  if not integers or any(s < 1 and s != -1 for s in sizes) or sizes.count(-1) > 1:
+    raise UserError(
+      f'config.mesh {tuple(spec)}: sizes must be integers >= 1, or -1 (all the remaining '
+      'devices) for at most one axis'
+    )
+  return tuple(str(n) for n in names), sizes
+
+
+def make_mesh(spec) -> Mesh:
+  """A mesh over all devices from `((name, size), ...)`; one size may be -1 (all the rest)."""
+  names, sizes = check_mesh_spec(spec)
   count = jax.device_count()
   known = math.prod(s for s in sizes if s != -1)
-  if sizes.count(-1) > 1 or known <= 0 or count % known:
+  if count % known:
     raise UserError(f'config.mesh {tuple(spec)} does not fit {count} devices')
   sizes = [count // known if s == -1 else s for s in sizes]
   if math.prod(sizes) != count:
