@@ -29,6 +29,15 @@ _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'eval'], 'What to
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 64, '--mode=sample: how many images.')
 _SAMPLE_SEED = flags.DEFINE_integer('sample_seed', 0, '--mode=sample: noise seed.')
 _TRUNCATION = flags.DEFINE_float('truncation', 0.0, '--mode=sample: resample |z| > this (0 = off).')
+_CONDITION = flags.DEFINE_string(
+  'condition', '', "--mode=sample: draw to order, e.g. 'digit=7,thickness=3.5,slant=0.3'."
+)
+_CONDITIONS_FILE = flags.DEFINE_string(
+  'conditions_file', '', '--mode=sample: one --condition request per line.'
+)
+_LIKE = flags.DEFINE_string(
+  'like', '', '--mode=sample: an image, a folder of images or an .npy of feature vectors.'
+)
 _COORDINATOR = flags.DEFINE_string(
   'coordinator_address', None, 'Multi-process: host:port of process 0.'
 )
@@ -122,6 +131,7 @@ def main(argv):
       num_samples=_NUM_SAMPLES.value,
       sample_seed=_SAMPLE_SEED.value,
       truncation=_TRUNCATION.value,
+      request=(_CONDITION.value, _CONDITIONS_FILE.value, _LIKE.value),
       coordinator_address=_COORDINATOR.value,
       num_processes=_NUM_PROCESSES.value,
       process_id=_PROCESS_ID.value,

@@ -25,6 +25,13 @@ def gan_config() -> ml_collections.ConfigDict:
   config.model.d_width = 32
   config.model.conditional = False  # Class-conditional G and D (labels from the data).
   config.model.conditioning = 'projection'  # How D uses labels: projection or acgan.
+  # What G and D are conditioned on beyond (or instead of) the label (gan_jax/conditions.py):
+  # e.g. ('label', 'thickness', 'slant'); () = ('label',) if conditional, else nothing.
+  config.model.condition = ()
+  config.model.features = ''  # For 'features': a classifier workdir or an (N, F) .npy.
+  # How D judges the condition vector: 'projection' or 'regression' (an auxiliary regressor
+  # fitted on real images, loss.regression_weight).
+  config.model.vector_conditioning = 'projection'
   config.model.spectral_norm = False  # Spectral norm on every D layer.
   # PacGAN (Lin et al. 2018): D judges packs of this many examples, stacked along channels (its
   # penalties too); 1 = off. Unconditional models only; the batch must split into packs.
@@ -43,6 +50,7 @@ def gan_config() -> ml_collections.ConfigDict:
   config.loss.lecam_weight = 0.0  # LeCam regularisation weight.
   config.loss.lecam_decay = 0.99
   config.loss.acgan_weight = 1.0  # Class-loss weight when model.conditioning = 'acgan'.
+  config.loss.regression_weight = 1.0  # With model.vector_conditioning = 'regression'.
 
   config.augment = ml_collections.ConfigDict()
   config.augment.policy = ''  # DiffAugment, e.g. 'color,translation,cutout' ('' = off).
@@ -87,6 +95,9 @@ def gan_config() -> ml_collections.ConfigDict:
   config.eval.truncation = 0.0
   config.eval.reference_split = 'train'  # Real features the generator is compared with.
   config.eval.floor_split = 'test'  # Held-out real images: the real-data floor.
+  # A second classifier (another seed than any conditioning encoder) for the `instance`
+  # evaluator's retrieval ranks ('' = off).
+  config.eval.rank_classifier_workdir = ''
   # Inception FID/KID/IS (--mode=eval): pytorch-fid's pt_inception-2015-12-05-6726825d.pth.
   config.eval.inception_weights = ''  # Path to the weights file ('' = no Inception metrics).
   config.eval.inception_num_samples = 10000  # Generated images judged by Inception.
@@ -101,6 +112,9 @@ def gan_config() -> ml_collections.ConfigDict:
       classifier_metrics=dict(type='classifier_metrics', every=0, num_samples=0),
       # Inception-v3 on 10,000 images takes ~20 minutes of 2 CPU cores: --mode=eval only.
       inception=dict(type='inception', every=-1, num_samples=0),
+      # Retrieval rank of held-out digits from samples conditioned on them (conditional
+      # models; needs eval.rank_classifier_workdir): --mode=eval only.
+      instance=dict(type='instance', every=-1, num_samples=0),
     )
   )
   return config

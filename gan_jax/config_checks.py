@@ -14,6 +14,7 @@ import math
 import numbers
 
 from gan_jax import augment
+from gan_jax import conditions
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import sharding
@@ -270,11 +271,13 @@ def _check_model(config) -> None:
   _boolean(model, where, 'spectral_norm')
   _choice(model, where, 'conditioning', CONDITIONINGS)
   _integer(model, where, 'pack', 1, ' (1 = no packing)', say_integer=True)
+  _string(model, where, 'features')
+  conditions.check(model, where)
   pack = model.get('pack', 1)
-  if pack > 1 and model.get('conditional'):
+  if pack > 1 and conditions.names(model):
     raise UserError(
       f'config.model.pack={pack} (PacGAN) is for unconditional models only; '
-      'set config.model.conditional=False or pack=1'
+      'set config.model.conditional=False (and condition=()) or pack=1'
     )
   batch_size = config.get('train', {}).get('batch_size')
   if _is_int(batch_size) and batch_size % pack:
@@ -295,6 +298,7 @@ def _check_loss(config) -> None:
   _choice(loss, where, 'name', losses.LOSSES, 'loss')
   for name in ('r1_gamma', 'r2_gamma', 'gp_weight', 'lecam_weight', 'acgan_weight'):
     _number(loss, where, name, 0)
+  _number(loss, where, 'regression_weight', 0, low_open=True)
   _integer(loss, where, 'penalty_every', 1)
   _number(loss, where, 'lecam_decay', 0, 1, high_open=True)
 
@@ -395,7 +399,7 @@ def check_data_fits(config, image_shape, num_classes: int) -> None:
   if config.experiment != 'gan':
     return
   model, source = config.model, config.data.source
-  if model.get('conditional') and num_classes < 2:
+  if conditions.LABEL in conditions.names(model) and num_classes < 2:
     raise UserError(
       'config.model.conditional: a conditional model needs labelled data; '
       f'{source} has {num_classes} class(es)'

@@ -229,16 +229,53 @@ class FolderSource:
     return len(self._paths)
 
   def __getitem__(self, index):
-    from PIL import Image  # pylint: disable=g-import-not-at-top
-
-    with Image.open(self._paths[index]) as im:
-      im = im.convert(self._mode)
-      w, h = im.size
-      side = min(w, h)
-      im = im.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
-      im = im.resize((self._size, self._size), Image.Resampling.BICUBIC)
-      image = np.asarray(im, np.uint8).reshape(self.image_shape)
+    image = read_image(self._paths[index], self.image_shape)
     return {'image': image, 'label': np.int32(self._labels[index])}
+
+
+def read_image(path: str, image_shape) -> np.ndarray:
+  """One image file as a folder source reads it: converted to the channels of `image_shape`
+  (1 = greyscale, 3 = RGB), centre-cropped to a square, resized (bicubic) to its size."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  size, channels = image_shape[0], image_shape[-1]
+  with Image.open(path) as im:
+    im = im.convert('L' if channels == 1 else 'RGB')
+    w, h = im.size
+    side = min(w, h)
+    im = im.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+    im = im.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(im, np.uint8).reshape(tuple(image_shape))
+
+
+def read_images(path: str, image_shape) -> tuple[np.ndarray, list[str]]:
+  """(uint8 images, their paths) of an image file or of every image below a folder (sorted),
+  read as read_image does; a file that is not a readable image is a UserError."""
+  if os.path.isdir(path):
+    paths = sorted(
+      os.path.join(d, f)
+      for d, _, files in os.walk(path)
+      for f in files
+      if f.lower().endswith(IMAGE_SUFFIXES)
+    )
+    if not paths:
+      raise UserError(f'{path!r} holds no images ({", ".join(IMAGE_SUFFIXES)})')
+  elif os.path.isfile(path):
+    paths = [path]
+  else:
+    raise UserError(f'{path!r} does not exist')
+  images = []
+  for p in paths:
+    try:
+      images.append(read_image(p, image_shape))
+    except Exception as e:  # PIL raises several types for bad files.
+      raise UserError(f'{p!r} is not a readable image: {_first_line(e)}') from None
+  return np.stack(images), paths
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
 
 
 def load(source: str, split: str, data_config: Any = None) -> Source:
@@ -283,6 +320,17 @@ def synthetic(shape: str, split: str) -> ArraySource:
   rng = np.random.default_rng(1 if split == 'test' else 0)
   images = rng.integers(0, 256, (count, h, w, c), dtype=np.uint8)
   return ArraySource(images, rng.integers(0, 10, count).astype(np.int32), 10)
+
+
+def all_images(source: Source) -> tuple[np.ndarray, np.ndarray]:
+  """(uint8 images (N, H, W, C), int32 labels (N,)) of a whole source, in order."""
+  if isinstance(source, ArraySource):
+    return source.images, source.labels
+  examples = [source[i] for i in range(len(source))]
+  return (
+    np.stack([e['image'] for e in examples]),
+    np.array([e['label'] for e in examples], np.int32),
+  )
 
 
 def describe(source: Source) -> str:

@@ -14,12 +14,10 @@ hash). gan_jax/evaluators.py runs these as the evaluators a config names.
 """
 
 import dataclasses
-import json
 import os
 import re
 
 import jax
-import ml_collections
 import numpy as np
 from scipy import special
 
@@ -29,7 +27,6 @@ from gan_jax import experiment as experiment_lib
 from gan_jax import fid
 from gan_jax import generation
 from gan_jax import metrics
-from gan_jax.errors import UserError
 
 
 @dataclasses.dataclass
@@ -51,19 +48,8 @@ class Judge:
 
 def load_judge(classifier_workdir: str) -> Judge:
   """The classifier trained in `classifier_workdir` (its config.json says which one)."""
-  workdir = os.path.abspath(classifier_workdir)
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(path):
-    raise UserError(
-      f'no classifier run in {workdir!r} (no config.json): train one with '
-      'configs/mnist_classifier.py first'
-    )
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  if config.get('experiment') != 'classifier':
-    raise UserError(f'{workdir!r} holds a {config.get("experiment")!r} run, not a classifier')
-  experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
-  return Judge(experiment.model, jax.device_get(state.params), workdir, step)
+  model, params, step = experiment_lib.load_classifier(classifier_workdir)
+  return Judge(model, params, os.path.abspath(classifier_workdir), step)
 
 
 def _cached_arrays(directory: str, parts, compute) -> dict:
@@ -85,23 +71,13 @@ def reference_features(judge: Judge, source_name: str, split: str, data_config=N
   """(features, probabilities, labels) of a real split, cached in the classifier's workdir."""
 
   def compute():
-    images, labels = _all_images(data.load(source_name, split, data_config))
+    images, labels = data.all_images(data.load(source_name, split, data_config))
     probs, features = judge.predict(images)
     return {'features': features, 'probs': probs, 'labels': labels}
 
   directory = os.path.join(judge.workdir, 'reference_stats')
   cached = _cached_arrays(directory, (source_name, split, f'step{judge.step}'), compute)
   return cached['features'], cached['probs'], cached['labels']
-
-
-def _all_images(source):
-  if isinstance(source, data.ArraySource):
-    return source.images, source.labels
-  examples = [source[i] for i in range(len(source))]
-  return (
-    np.stack([e['image'] for e in examples]),
-    np.array([e['label'] for e in examples], np.int32),
-  )
 
 
 def judge_generator(judge: Judge, gan, state, eval_config, data_config) -> dict:
@@ -178,7 +154,7 @@ def inception_reference(weights, eval_config, data_config, mesh=None):
   count, split = eval_config.inception_reference_samples, eval_config.reference_split
 
   def compute():
-    images, _ = _all_images(data.load(data_config.source, split, data_config))
+    images, _ = data.all_images(data.load(data_config.source, split, data_config))
     if count and count < len(images):
       images = images[np.sort(np.random.default_rng(0).permutation(len(images))[:count])]
     return {'pool': fid.features(weights, images, mesh=mesh)[0]}

@@ -12,15 +12,22 @@ is a registered class; nothing else changes.
 """
 
 import dataclasses
+import math
 import os
 
 import jax
+import numpy as np
 
 from gan_jax import classifier as classifier_lib
+from gan_jax import conditions
 from gan_jax import config_checks
+from gan_jax import control
+from gan_jax import data
 from gan_jax import evaluate
 from gan_jax import experiment as experiment_lib
 from gan_jax import fid
+from gan_jax import generation
+from gan_jax import morpho
 from gan_jax import sharding
 from gan_jax import writers
 from gan_jax.errors import UserError
@@ -179,6 +186,131 @@ class Inception(Evaluator):
     )
     shown = {k.removeprefix('inception_'): v for k, v in result.items()}
     print(evaluate.table({'generator': shown}))
+    return result
+
+
+@register('control')
+class Control(Evaluator):
+  """Measured control of a model conditioned on attributes (gan_jax/control.py): over a grid
+  sweeping each attribute per class, requested vs measured (Morpho-MNIST) Pearson r, MAE and
+  leakage, and, with `config.eval.classifier_workdir`, the judge's accuracy on the requested
+  class. Keys prefixed `control_`."""
+
+  LEVELS = 10  # Values per swept attribute and class.
+
+  def __init__(self, config, experiment, num_samples: int):
+    super().__init__(config, experiment, num_samples or 2000)
+    self.table = experiment.conditions
+    self.grid = control.request_grid(self.table, self.LEVELS)
+    self.per_request = math.ceil(self.num_samples / len(self.grid.requests))
+    workdir = config.eval.classifier_workdir
+    self.judge = evaluate.load_judge(workdir) if workdir and self.table.has_label else None
+    names = self.table.conditioned_attributes
+    self.headline = tuple(f'control_r_{a}' for a in names) + ('control_class_accuracy',)
+
+  @classmethod
+  def configured(cls, config) -> bool:
+    return bool(conditions.attribute_names(conditions.names(config.model)))
+
+  def run(self, state, step: int) -> dict:
+    del step
+    e, gan = self.config.eval, self.experiment.gan
+    condition = self.table.requests_condition(self.grid.requests, self.per_request, e.sample_seed)
+    count = len(self.grid.requests) * self.per_request
+    z = generation.truncated_normal(
+      jax.random.key(e.sample_seed), (count, gan.latent_dim), e.truncation
+    )
+    images = generation.ema_images(gan, state, z, condition)
+    result = control.metrics(self.table, self.grid, self.per_request, morpho.measure(images))
+    if self.judge is not None:
+      probs, _ = self.judge.predict(images)
+      result['class_accuracy'] = float(np.mean(np.argmax(probs, -1) == condition.label))
+    result = {f'control_{k}': v for k, v in result.items()}
+    result['control_num_samples'] = count
+    return result
+
+  def report(self, state, step: int) -> dict:
+    result = self.run(state, step)
+    names = self.table.conditioned_attributes
+    count = result['control_num_samples']
+    print(
+      f'control at step {step} ({count} samples, {self.LEVELS} levels per attribute and class):'
+    )
+    for a in names:
+      r = {k: result[f'control_{k}_{a}'] for k in ('r', 'mae', 'mae_sd')}
+      low, mean = result[f'control_r_{a}_digit_min'], result[f'control_r_{a}_digit_mean']
+      print(
+        f'  {a}: r {r["r"]:.3f} (per digit: min {low:.3f}, mean {mean:.3f}), '
+        f'MAE {r["mae"]:.3f} {morpho.UNITS[a]} = {r["mae_sd"]:.3f} training SD'
+      )
+    print('  leakage (slope of measured against requested, in training SDs):')
+    print('    ' + control.leakage_table(result, names, 'control_').replace('\n', '\n    '))
+    if 'control_class_accuracy' in result:
+      print(f'  class accuracy of the requested label: {result["control_class_accuracy"]:.4f}')
+    return result
+
+
+@register('instance')
+class InstanceRank(Evaluator):
+  """Conditioning on one image, judged by retrieval: for each held-out digit, `num_samples`
+  samples conditioned on what the model takes of it (its features, measured attributes and
+  label; a label-only model its label alone); the digit's rank among all held-out digits by
+  distance from the mean of its samples, in the features of a second classifier
+  (`config.eval.rank_classifier_workdir`), not the conditioning encoder. Median and 90th
+  percentile rank; 1 = the samples point at their digit before any other."""
+
+  headline = ('instance_rank_median', 'instance_rank_p90')
+
+  def __init__(self, config, experiment, num_samples: int):
+    super().__init__(config, experiment, num_samples or 8)
+    self.ranker = evaluate.load_judge(config.eval.rank_classifier_workdir)
+    source = data.load(config.data.source, config.eval.floor_split, config.data)
+    self.images, self.labels = data.all_images(source)
+    gan = experiment.gan
+    table = experiment.conditions
+    if table is None:
+      if not gan.num_classes:
+        raise UserError('the instance evaluator needs a conditional model')
+      self.condition = np.asarray(self.labels, np.int32)
+    else:
+      features = None
+      if conditions.FEATURES in table.parts:
+        features = experiment_lib.load_features(config.model.features, self.images)
+      self.condition = table.condition_of_images(self.images, self.labels, features)
+    self.real_features = self.ranker.predict(self.images)[1]
+
+  @classmethod
+  def configured(cls, config) -> bool:
+    return bool(config.eval.get('rank_classifier_workdir', ''))
+
+  def run(self, state, step: int) -> dict:
+    del step
+    e, gan, n = self.config.eval, self.experiment.gan, self.num_samples
+    condition = jax.tree.map(lambda x: np.repeat(x, n, axis=0), self.condition)
+    count = len(self.images) * n
+    z = generation.truncated_normal(
+      jax.random.key(e.sample_seed), (count, gan.latent_dim), e.truncation
+    )
+    images = generation.ema_images(gan, state, z, condition)
+    features = self.ranker.predict(images)[1].reshape(len(self.images), n, -1)
+    ranks = control.retrieval_ranks(features, self.real_features)
+    return {
+      'instance_rank_median': float(np.median(ranks)),
+      'instance_rank_p90': float(np.percentile(ranks, 90)),
+      'instance_rank_mean': float(np.mean(ranks)),
+      'instance_top1': float(np.mean(ranks == 1)),
+      'instance_num_images': int(len(ranks)),
+      'instance_samples_per_image': int(n),
+    }
+
+  def report(self, state, step: int) -> dict:
+    result = self.run(state, step)
+    print(
+      f'instance retrieval at step {step} ({result["instance_num_images"]} held-out digits, '
+      f'{result["instance_samples_per_image"]} samples each, ranked by {self.ranker.name}): '
+      f'median rank {result["instance_rank_median"]:g}, 90th percentile '
+      f'{result["instance_rank_p90"]:g}, top-1 {result["instance_top1"]:.3f}'
+    )
     return result
 
 

@@ -10,13 +10,17 @@ supplies `init(rng)`, a pure `train_step(state, batch, key) -> (state, metrics)`
 
 from collections.abc import Callable
 import dataclasses
+import json
 import os
 from typing import Any
 
 import jax
+import ml_collections
+import numpy as np
 
 from gan_jax import checkpoint
 from gan_jax import classifier
+from gan_jax import conditions as conditions_lib
 from gan_jax import config_checks
 from gan_jax import data
 from gan_jax import gan_experiment
@@ -38,6 +42,9 @@ class Run:
   source: data.Source
   log: Callable[[str], None]
   conv_batch_slices: int = 1
+  # The training rows' conditions (gan_jax/conditions.py) when the model is conditioned on
+  # more than a label; `source` then carries each example's condition vector.
+  conditions: conditions_lib.Table | None = None
 
 
 def experiment_for(config):
@@ -62,10 +69,62 @@ def setup(config, workdir: str, make_experiment=None, batch_size: int | None = N
   log = print if jax.process_index() == 0 else (lambda *_: None)
   per_device = config.train.batch_size // max(1, jax.device_count())
   slices = hardware_lib.conv_batch_slices_for(hardware or hardware_lib.default_config(), per_device)
-  run = Run(config, os.path.abspath(workdir), mesh, source, log, slices)
+  table = condition_table(config, source, log)
+  if table is not None:
+    source = conditions_lib.ConditionedSource(source, table)
+  run = Run(config, os.path.abspath(workdir), mesh, source, log, slices, table)
   experiment = (make_experiment or experiment_for(config))(run)
   abstract = jax.eval_shape(experiment.init, jax.random.key(config.seed))
   return run, experiment, abstract, sharding.state_sharding(mesh, abstract)
+
+
+def condition_table(config, source, log) -> conditions_lib.Table | None:
+  """The training rows' conditions of a GAN conditioned on more than a label, else None:
+  morphometrics measured (and cached) once per data set, features from a classifier workdir
+  or an .npy file."""
+  if config.experiment != 'gan':
+    return None
+  parts = conditions_lib.names(config.model)
+  if not conditions_lib.vector_names(parts):
+    return None
+  config_checks.check_data_fits(config, source.image_shape, source.num_classes)
+  images, labels = data.all_images(source)
+  features = None
+  if conditions_lib.FEATURES in parts:
+    features = load_features(config.model.features, images)
+  return conditions_lib.build_table(parts, images, labels, source.num_classes, features, log)
+
+
+def load_features(where: str, images) -> np.ndarray:
+  """Per-image feature vectors: the penultimate layer of the classifier trained in the
+  workdir `where`, or the (N, F) array of the .npy file `where`."""
+  if where.endswith('.npy'):
+    if not os.path.isfile(where):
+      raise UserError(f'config.model.features: no file {where!r}')
+    try:
+      return np.load(where, allow_pickle=False)
+    except ValueError as e:
+      raise UserError(f'config.model.features: {where!r} is not a plain .npy array ({e})') from None
+  model, params, _ = load_classifier(where)
+  return classifier.predict_all(model, params, images)[1]
+
+
+def load_classifier(workdir: str):
+  """(model, parameters, step) of the classifier trained in `workdir` (its config.json says
+  which one)."""
+  workdir = os.path.abspath(workdir)
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    raise UserError(
+      f'no classifier run in {workdir!r} (no config.json): train one with '
+      'configs/mnist_classifier.py first'
+    )
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  if config.get('experiment') != 'classifier':
+    raise UserError(f'{workdir!r} holds a {config.get("experiment")!r} run, not a classifier')
+  experiment, step, state = restore_for_inference(config, workdir)
+  return experiment.model, jax.device_get(state.params), step
 
 
 def restore_for_inference(

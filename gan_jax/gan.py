@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import augment
+from gan_jax import conditions
 from gan_jax import data
 from gan_jax import hardware
 from gan_jax import losses
@@ -71,9 +72,18 @@ class GAN:
   # Batch slices per convolution (gan_jax/hardware.py): how the backend runs the networks,
   # not what they compute.
   conv_batch_slices: int = 1
+  # Columns of the continuous condition vector (gan_jax/conditions.py; 0 = none). G reads it
+  # beside z; D projects it, or with `regression_weight` > 0 predicts it from its features
+  # (fitted on real images, G pays for fakes that miss their request).
+  vector_size: int = 0
+  regression_weight: float = 0.0
 
-  def apply_generator(self, params, stats, z, labels, train: bool):
-    """(float32 images, new_stats); batch-norm statistics update only when `train`."""
+  def apply_generator(self, params, stats, z, condition, train: bool):
+    """(float32 images, new_stats); batch-norm statistics update only when `train`.
+    `condition` is labels (B,), a conditions.Condition, or None."""
+    labels, vector = conditions.split(condition)
+    if vector is not None:  # The condition vector joins the noise.
+      z = jnp.concatenate([z, vector.astype(z.dtype)], axis=-1)
     cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
     variables = {'params': cast(params), **stats}
     with hardware.conv_batch_slices(self.conv_batch_slices):
@@ -85,22 +95,28 @@ class GAN:
       )
     return images.astype(jnp.float32), dict(new_stats)
 
-  def discriminate(self, params, stats, images, labels, train: bool):
-    """(float32 logits (B,), class logits (B, C) for AC-GAN else None, new_stats)."""
+  def discriminate(self, params, stats, images, condition, train: bool) -> 'Judgement':
+    """D's float32 outputs and new_stats; `condition` as for apply_generator."""
+    labels, vector = conditions.split(condition)
     cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
     variables = {'params': cast(params), **stats}
+    extra = {} if vector is None else {'vector': cast(vector)}
     with hardware.conv_batch_slices(self.conv_batch_slices):
       if train and stats:
         out, new_stats = self.discriminator.apply(
-          variables, cast(images), labels, train=True, mutable=list(stats)
+          variables, cast(images), labels, train=True, mutable=list(stats), **extra
         )
         stats = dict(new_stats)
       else:
-        out = self.discriminator.apply(variables, cast(images), labels, train=train)
+        out = self.discriminator.apply(variables, cast(images), labels, train=train, **extra)
     out = out.astype(jnp.float32)
+    predicted = None
+    if self.regression_weight and vector is not None:
+      out, predicted = out[:, : -self.vector_size], out[:, -self.vector_size :]
+      out = out if self.acgan_weight else out[:, 0]
     if self.acgan_weight:
-      return out[:, 0], out[:, 1:], stats
-    return out, None, stats
+      return Judgement(out[:, 0], out[:, 1:], stats, predicted)
+    return Judgement(out, None, stats, predicted)
 
   def pack_images(self, images):
     """PacGAN's D input: each run of `pack` consecutive examples becomes one example with
@@ -127,10 +143,19 @@ class GAN:
   def init(self, rng) -> GANState:
     g_rng, d_rng = jax.random.split(rng)
     z, labels = self.sample_noise(g_rng, 2)
+    d_extra = {}
+    if self.vector_size:  # G reads the vector beside z (apply_generator).
+      vector = jnp.zeros((2, self.vector_size))
+      z = jnp.concatenate([z, vector], axis=-1)
+      d_extra = {'vector': vector}
     g_vars = dict(self.generator.init(g_rng, z, labels, train=False))
     d_vars = dict(
       self.discriminator.init(
-        d_rng, self.pack_images(jnp.zeros((2 * self.pack, *self.image_shape))), labels, train=False
+        d_rng,
+        self.pack_images(jnp.zeros((2 * self.pack, *self.image_shape))),
+        labels,
+        train=False,
+        **d_extra,
       )
     )
     g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
@@ -161,8 +186,22 @@ class GAN:
     return jnp.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
 
 
+class Judgement(NamedTuple):
+  """What D says of a batch: float32 logits (B,), class logits (B, C) for AC-GAN, its new
+  stats, and its prediction of the condition vector (B, k) with a regression head."""
+
+  logits: jax.Array
+  class_logits: jax.Array | None
+  stats: Any
+  predicted_vector: jax.Array | None
+
+
 def _class_loss(class_logits, labels):
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+
+
+def _regression_loss(predicted, vector):
+  return jnp.mean(jnp.square(predicted - vector))
 
 
 class DiscriminatorUpdate(NamedTuple):
@@ -197,10 +236,13 @@ def train_step(
   """
   rngs = jax.random.split(jax.random.fold_in(key, state.step), 5)
   real = data.to_float(batch['image'])
-  real_labels = batch['label'] if gan.num_classes else None
+  # The condition: None, labels, or with a condition vector a conditions.Condition.
+  real_cond = batch['label'] if gan.num_classes else None
+  if gan.vector_size:
+    real_cond = conditions.Condition(real_cond, batch['condition'])
   gamma_scale = gan.gamma_scale_at(state.step)
-  d = discriminator_update(gan, state, real, real_labels, rngs, penalize, gamma_scale)
-  g = generator_update(gan, state, d.params, d.stats, real, real_labels, rngs)
+  d = discriminator_update(gan, state, real, real_cond, rngs, penalize, gamma_scale)
+  g = generator_update(gan, state, d.params, d.stats, real, real_cond, rngs)
   decay = gan.ema_decay_at(state.step)
   ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g.params)
   new_state = GANState(
@@ -228,10 +270,22 @@ def train_step(
   return new_state, metrics
 
 
-def _fake_labels(gan: GAN, sampled, real_labels):
-  """A paired (relativistic) loss compares each fake with the real example beside it, so
-  conditional fakes take the real labels (as R3GAN does)."""
-  return real_labels if gan.loss.paired and real_labels is not None else sampled
+def _fake_condition(gan: GAN, sampled, real_cond, rng):
+  """The fakes' condition. A paired (relativistic) loss compares each fake with the real
+  example beside it, so conditional fakes take the real conditions (as R3GAN does). Label-only
+  models draw uniform labels (`sampled`); with a condition vector, fakes take whole rows of the
+  real batch in a random order, so a digit's label and attributes stay together."""
+  if gan.loss.paired and real_cond is not None:
+    return real_cond
+  if not gan.vector_size:
+    return sampled
+  order = jax.random.permutation(rng, real_cond.vector.shape[0])
+  return jax.tree.map(lambda x: x[order], real_cond)
+
+
+def _concat(a, b):
+  """Two conditions (labels, Conditions or None) as one batch."""
+  return jax.tree.map(lambda x, y: jnp.concatenate([x, y]), a, b)
 
 
 def _lazily(gan: GAN, step, penalize, weight, penalty):
@@ -248,31 +302,38 @@ def _lazily(gan: GAN, step, penalize, weight, penalty):
 
 
 def discriminator_update(
-  gan: GAN, state: GANState, real, real_labels, rngs, penalize, gamma_scale
+  gan: GAN, state: GANState, real, real_cond, rngs, penalize, gamma_scale
 ) -> DiscriminatorUpdate:
   """D's step on real vs. fakes from the current G (a constant here), in one D call, with its
   penalties (R1/R2 weighted by `gamma_scale`). Uses `rngs[0..2]`."""
-  z, fake_labels = gan.sample_noise(rngs[0], real.shape[0])
-  fake_labels = _fake_labels(gan, fake_labels, real_labels)
-  fake, _ = gan.apply_generator(state.g_params, state.g_stats, z, fake_labels, train=True)
+  z, fake_cond = gan.sample_noise(rngs[0], real.shape[0])
+  fake_cond = _fake_condition(gan, fake_cond, real_cond, jax.random.fold_in(rngs[0], 1))
+  fake, _ = gan.apply_generator(state.g_params, state.g_stats, z, fake_cond, train=True)
   fake = jax.lax.stop_gradient(fake)
   both = jnp.concatenate([real, fake])
-  both_labels = None if real_labels is None else jnp.concatenate([real_labels, fake_labels])
+  both_cond = _concat(real_cond, fake_cond)
   # With PacGAN's packing (unconditional only) D and its penalties see packs of examples;
   # the batch halves are packed apart, as the packs never mix real and fake examples.
   pack = gan.pack_images
   lazily = functools.partial(_lazily, gan, state.step, penalize)
 
   def d_loss_fn(d_params):
-    logits, class_logits, d_stats = gan.discriminate(
-      d_params, state.d_stats, pack(gan.augment(both, rngs[1])), both_labels, train=True
+    logits, class_logits, d_stats, predicted = gan.discriminate(
+      d_params, state.d_stats, pack(gan.augment(both, rngs[1])), both_cond, train=True
     )
     real_logits, fake_logits = jnp.split(logits, 2)
-    d_of = lambda x: gan.discriminate(d_params, d_stats, x, real_labels, train=False)[0]
-    d_of_fake = lambda x: gan.discriminate(d_params, d_stats, x, fake_labels, train=False)[0]
+    d_of = lambda x: gan.discriminate(d_params, d_stats, x, real_cond, train=False)[0]
+    d_of_fake = lambda x: gan.discriminate(d_params, d_stats, x, fake_cond, train=False)[0]
     terms = {}  # name -> (weight, value)
     if gan.acgan_weight:
-      terms['d_class_loss'] = (gan.acgan_weight, _class_loss(class_logits, both_labels))
+      terms['d_class_loss'] = (
+        gan.acgan_weight,
+        _class_loss(class_logits, conditions.split(both_cond)[0]),
+      )
+    if predicted is not None:  # D learns to read the condition from real images only.
+      real_predicted = jnp.split(predicted, 2)[0]
+      regression = _regression_loss(real_predicted, real_cond.vector)
+      terms['d_regression'] = (gan.regression_weight, regression)
     if gan.r1_gamma:
       r1 = lambda: regularizers.r1_penalty(d_of, pack(real))
       terms['r1'] = lazily(gamma_scale * gan.r1_gamma / 2, r1)
@@ -303,12 +364,12 @@ def discriminator_update(
 
 
 def generator_update(
-  gan: GAN, state: GANState, d_params, d_stats, real, real_labels, rngs
+  gan: GAN, state: GANState, d_params, d_stats, real, real_cond, rngs
 ) -> GeneratorUpdate:
   """G's step through the updated D: fakes are made inside the loss, so the gradient reaches
   G's parameters. Uses `rngs[3..4]`."""
-  z, fake_labels = gan.sample_noise(rngs[3], real.shape[0])
-  fake_labels = _fake_labels(gan, fake_labels, real_labels)
+  z, fake_cond = gan.sample_noise(rngs[3], real.shape[0])
+  fake_cond = _fake_condition(gan, fake_cond, real_cond, jax.random.fold_in(rngs[3], 1))
   pack = gan.pack_images
   paired_real_logits = None
   if gan.loss.paired:  # D(real) under the updated D: a constant for G's gradient.
@@ -316,18 +377,20 @@ def generator_update(
       d_params,
       d_stats,
       pack(gan.augment(real, jax.random.fold_in(rngs[4], 1))),
-      real_labels,
+      real_cond,
       train=False,
     )[0]
 
   def g_loss_fn(g_params):
-    fake, g_stats = gan.apply_generator(g_params, state.g_stats, z, fake_labels, train=True)
-    logits, class_logits, _ = gan.discriminate(
-      d_params, d_stats, pack(gan.augment(fake, rngs[4])), fake_labels, train=False
+    fake, g_stats = gan.apply_generator(g_params, state.g_stats, z, fake_cond, train=True)
+    logits, class_logits, _, predicted = gan.discriminate(
+      d_params, d_stats, pack(gan.augment(fake, rngs[4])), fake_cond, train=False
     )
     loss = gan.loss.g(paired_real_logits, logits)
     if gan.acgan_weight:
-      loss += gan.acgan_weight * _class_loss(class_logits, fake_labels)
+      loss += gan.acgan_weight * _class_loss(class_logits, conditions.split(fake_cond)[0])
+    if predicted is not None:
+      loss += gan.regression_weight * _regression_loss(predicted, fake_cond.vector)
     return loss, g_stats
 
   (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)

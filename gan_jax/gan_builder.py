@@ -2,6 +2,7 @@
 
 import optax
 
+from gan_jax import conditions
 from gan_jax import config_checks
 from gan_jax import gan as gan_lib
 from gan_jax import losses
@@ -40,15 +41,23 @@ def model_options(model_config, name: str, role: str = 'generator') -> dict:
   return options
 
 
-def build(config, image_shape, num_classes: int, conv_batch_slices: int = 1) -> gan_lib.GAN:
-  """The GAN a (checked) config describes, for images of `image_shape` and data with
-  `num_classes` classes; `conv_batch_slices` comes from the hardware layer
-  (gan_jax/hardware.py) and changes speed, not results."""
+def build(
+  config, image_shape, num_classes: int, conv_batch_slices: int = 1, vector_size: int = 0
+) -> gan_lib.GAN:
+  """The GAN a (checked) config describes, for images of `image_shape`, data with
+  `num_classes` classes and a condition vector of `vector_size` columns (conditions.Table);
+  `conv_batch_slices` comes from the hardware layer (gan_jax/hardware.py) and changes speed,
+  not results."""
   config_checks.check(config)
   config_checks.check_data_fits(config, image_shape, num_classes)
   m, loss = config.model, config.loss
-  classes = num_classes if m.conditional else 0
+  classes = num_classes if conditions.LABEL in conditions.names(m) else 0
   acgan = bool(classes) and m.conditioning == 'acgan'
+  vector_judge = m.get('vector_conditioning', 'projection')
+  regression = (
+    loss.get('regression_weight', 1.0) if vector_size and vector_judge == 'regression' else 0.0
+  )
+  d_extra = {'vector_conditioning': vector_judge} if vector_size else {}
   return gan_lib.GAN(
     generator=models.generator(
       m.generator,
@@ -63,6 +72,7 @@ def build(config, image_shape, num_classes: int, conv_batch_slices: int = 1) -> 
       num_classes=classes,
       conditioning=m.conditioning,
       spectral_norm=m.spectral_norm,
+      **d_extra,
       **model_options(m, m.discriminator, 'discriminator'),
     ),
     g_tx=make_optimizer(config.optim.g, config.schedule),
@@ -86,4 +96,6 @@ def build(config, image_shape, num_classes: int, conv_batch_slices: int = 1) -> 
     lecam_decay=loss.lecam_decay,
     pack=m.get('pack', 1),
     conv_batch_slices=conv_batch_slices,
+    vector_size=vector_size,
+    regression_weight=regression,
   )

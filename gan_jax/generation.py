@@ -48,7 +48,8 @@ def slerp(z0, z1, t):
 
 
 def ema_images(gan, state, z, labels, batch_size: int = 256) -> np.ndarray:
-  """uint8 images from the EMA generator, in batches."""
+  """uint8 images from the EMA generator, in batches; `labels` is the condition: None,
+  labels, or a conditions.Condition."""
   return np.concatenate(
     [
       data.to_uint8(
@@ -57,7 +58,7 @@ def ema_images(gan, state, z, labels, batch_size: int = 256) -> np.ndarray:
             gan,
             state,
             z[i : i + batch_size],
-            None if labels is None else labels[i : i + batch_size],
+            jax.tree.map(lambda x, i=i: x[i : i + batch_size], labels),
           )
         )
       )

@@ -8,6 +8,7 @@ from gan_jax import hardware as hardware_lib
 from gan_jax import sample
 from gan_jax import sharding
 from gan_jax import train
+from gan_jax.errors import UserError
 
 
 def run(
@@ -19,12 +20,16 @@ def run(
   num_samples: int = 64,
   sample_seed: int = 0,
   truncation: float = 0.0,
+  request: tuple[str, str, str] = ('', '', ''),
   coordinator_address=None,
   num_processes=None,
   process_id=None,
 ):
   """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`, on the
-  `hardware` settings (gan_jax/hardware.py; None: its defaults)."""
+  `hardware` settings (gan_jax/hardware.py; None: its defaults). `request` is --mode=sample's
+  (condition, conditions_file, like)."""
+  if mode != 'sample' and any(request):
+    raise UserError('--condition, --conditions_file and --like are for --mode=sample')
   hardware = hardware or hardware_lib.default_config()
   config_checks.check_hardware(hardware)
   hardware_lib.use_cpu_devices(hardware.cpu_devices)  # Before anything starts JAX's backends.
@@ -33,10 +38,17 @@ def run(
     return train.train_and_evaluate(config, workdir, hardware=hardware)
   if mode == 'sample':
     out_dir = sample.write_samples(
-      config, workdir, num_samples, sample_seed, truncation, hardware=hardware
+      config,
+      workdir,
+      num_samples,
+      sample_seed,
+      truncation,
+      hardware=hardware,
+      request=sample.Request(*request),
     )
     if jax.process_index() == 0:  # Only process 0 writes the files, and says so.
-      print(f'wrote {num_samples} samples to {out_dir}')
+      per = ' per request' if any(request) else ''
+      print(f'wrote {num_samples} samples{per} to {out_dir}')
     return out_dir
   if mode == 'eval':
     return evaluators.run_eval(config, workdir, hardware=hardware)

@@ -27,6 +27,7 @@ import hashlib
 import os
 
 import numpy as np
+from scipy import ndimage
 
 ATTRIBUTES = ('area', 'length', 'thickness', 'slant', 'width', 'height')
 UNITS = {
@@ -75,8 +76,6 @@ def _medial_axis_tables() -> tuple[np.ndarray, np.ndarray]:
   stays (it is foreground, and removing it changes the patch's 8-connected component count
   or leaves fewer than 3 pixels), and the patch's cornerness (its background count). skimage
   rebuilds them on every call, which is most of its time on a 112x112 digit."""
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
-
   eight = np.ones((3, 3), bool)
   keep = np.zeros(512, np.uint8)
   corner = np.zeros(512, np.int64)
@@ -106,8 +105,6 @@ def _skeleton_and_distance(binary: np.ndarray):
   """`skimage.morphology.medial_axis(binary, return_distance=True, rng=42)`, bit for bit, with
   its lookup tables built once (tests/test_morpho.py compares the two); the fixed rng makes
   its random tie-breaking reproducible."""
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
-
   try:
     from skimage.morphology._skeletonize_various_cy import _skeletonize_loop  # pylint: disable=g-import-not-at-top
   except ImportError:  # Another scikit-image: its public function, slower.

@@ -1,63 +1,233 @@
-"""--mode=sample: images from a trained generator, as PNG files, an .npz and a grid."""
+"""--mode=sample: images from a trained generator, as PNG files, an .npz and a grid.
 
+Without a request the images cycle over the classes (conditional models) and take training
+rows' attributes. A request draws to order (gan_jax/conditions.py):
+  --condition='digit=7,thickness=3.5,slant=0.3'   one request, in morpho.py's units
+  --conditions_file=FILE                          one request per line ('#' comments)
+  --like=PATH                                     an image, a folder of images, or an .npy of
+                                                  feature vectors (models conditioned on features)
+`--num_samples` images per request. A part a request leaves out comes from the training rows
+nearest to what it names (conditions.Table.draw_rows).
+"""
+
+import dataclasses
+import hashlib
+import json
 import os
 
 import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from gan_jax import conditions as conditions_lib
+from gan_jax import data
 from gan_jax import experiment as experiment_lib
 from gan_jax import generation
 from gan_jax import pictures
 from gan_jax.errors import UserError
 
+GRID_COLUMNS = 16  # Images per request shown in grid.png.
+
+
+@dataclasses.dataclass
+class Request:
+  """What --condition, --conditions_file or --like asked for."""
+
+  condition: str = ''
+  conditions_file: str = ''
+  like: str = ''
+
+  @property
+  def given(self) -> list[str]:
+    return [f'--{k}' for k, v in dataclasses.asdict(self).items() if v]
+
+
+@dataclasses.dataclass
+class Plan:
+  """The samples to make: their condition, the request each answers, and what to record."""
+
+  condition: object  # None, labels, or conditions.Condition, one row per image.
+  per_request: int
+  rows: int  # Requests (grid rows); 0 = no request.
+  arrays: dict  # Extra per-image arrays for samples.npz.
+  key: str  # A short hash of the request ('' = none).
+  real: np.ndarray | None = None  # --like images: the first column of the grid.
+
+
+def _hash(*parts) -> str:
+  digest = hashlib.sha256()
+  for part in parts:
+    digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
+  return digest.hexdigest()[:8]
+
+
+def _request_table(experiment) -> conditions_lib.Table:
+  """The table requests are read against; a one-line error for an unconditional model."""
+  if experiment.conditions is not None:
+    return experiment.conditions
+  if experiment.gan.num_classes:
+    return conditions_lib.Table.labels_only(experiment.gan.num_classes)
+  raise UserError('this model is unconditional (config.model.condition)')
+
+
+def read_conditions_file(table, path: str) -> list[dict]:
+  if not os.path.isfile(path):
+    raise UserError(f'--conditions_file: no file {path!r}')
+  requests = []
+  with open(path) as f:
+    for number, line in enumerate(f, 1):
+      text = line.split('#', 1)[0].strip()
+      if text:
+        requests.append(table.parse_request(text, f'--conditions_file {path}, line {number}'))
+  if not requests:
+    raise UserError(f'--conditions_file: {path!r} holds no requests')
+  return requests
+
+
+def _like_features(config, experiment, path: str):
+  """(raw features (n, F), the images or None) of --like's images or .npy."""
+  table = experiment.conditions
+  if table is None or conditions_lib.FEATURES not in table.parts:
+    raise UserError("--like needs a model conditioned on 'features' (config.model.condition)")
+  if path.endswith('.npy'):
+    if not os.path.isfile(path):
+      raise UserError(f'--like: no file {path!r}')
+    try:
+      features = np.load(path, allow_pickle=False)
+    except ValueError as e:
+      raise UserError(f'--like: {path!r} is not a plain .npy array ({e})') from None
+    if features.ndim == 1:
+      features = features[None]
+    if not np.issubdtype(features.dtype, np.number) or not np.all(np.isfinite(features)):
+      raise UserError(f'--like: {path!r} must hold finite numbers')
+    return features.astype(np.float32), None
+  source_features = config.model.features
+  if source_features.endswith('.npy'):
+    raise UserError(
+      f'--like: this model was trained on the features in {source_features!r}, which cannot '
+      'be computed for new images; pass an .npy of feature vectors'
+    )
+  images, _ = data.read_images(path, experiment.gan.image_shape)
+  return experiment_lib.load_features(source_features, images), images
+
+
+def plan(config, experiment, num_samples: int, seed: int, request: Request) -> Plan:
+  """What to generate for `request` (or without one); every bad request fails here."""
+  if len(request.given) > 1:
+    raise UserError(f'give one of {", ".join(request.given)}, not several')
+  gan = experiment.gan
+  if not request.given:
+    labels = np.arange(num_samples, dtype=np.int32) % gan.num_classes if gan.num_classes else None
+    if experiment.conditions is None:
+      return Plan(labels, num_samples, 0, {} if labels is None else {'labels': labels}, '')
+    condition = experiment.conditions_for(num_samples, labels, seed)
+    arrays = _condition_arrays(experiment.conditions, condition)
+    return Plan(condition, num_samples, 0, arrays, '')
+  table = _request_table(experiment)
+  if request.like:
+    features, real = _like_features(config, experiment, request.like)
+    condition = table.feature_condition(features, num_samples)
+    arrays = _condition_arrays(table, condition)
+    arrays['like_index'] = np.repeat(np.arange(len(features)), num_samples)
+    key = _hash(features.tobytes())
+    return Plan(condition, num_samples, len(features), arrays, key, real)
+  if request.condition:
+    requests = [table.parse_request(request.condition)]
+  else:
+    requests = read_conditions_file(table, request.conditions_file)
+  condition = table.requests_condition(requests, num_samples, seed)
+  if table.vector_size == 0:  # A label-only model takes the labels alone.
+    condition = condition.label
+  arrays = {'request_index': np.repeat(np.arange(len(requests)), num_samples)}
+  asked = sorted({k for r in requests for k in r} - {conditions_lib.LABEL})
+  arrays.update(_condition_arrays(table, condition, asked))
+  return Plan(condition, num_samples, len(requests), arrays, _hash(requests))
+
+
+def _condition_arrays(table, condition, attributes=None) -> dict:
+  """samples.npz's per-image record of a condition: labels, and each attribute in natural
+  units (every conditioned attribute unless `attributes` names some)."""
+  labels, vector = conditions_lib.split(condition)
+  arrays = {} if labels is None else {'labels': np.asarray(labels, np.int32)}
+  if vector is not None:
+    raw = np.asarray(vector, np.float64) * table.std + table.mean
+    names = table.conditioned_attributes if attributes is None else attributes
+    for name in names:
+      arrays[name] = raw[:, table.column(name)].astype(np.float32)
+  return arrays
+
 
 def write_samples(
-  config, workdir: str, num_samples: int, seed: int, truncation: float = 0.0, hardware=None
+  config,
+  workdir: str,
+  num_samples: int,
+  seed: int,
+  truncation: float = 0.0,
+  hardware=None,
+  request: Request | None = None,
 ) -> str:
-  """Writes `num_samples` images from the EMA generator of the latest checkpoint; returns the
-  folder.
+  """Writes `num_samples` images (per request, if any) from the EMA generator of the latest
+  checkpoint; returns the folder.
 
-  The folder holds one PNG per image, `samples.npz` (uint8 `images`; for conditional models
-  the requested `labels`, cycling 0, 1, 2, ...), `grid.png` (one row per class for
-  conditional models) and `interpolation.png` (a slerp between two noise vectors).
+  The folder holds one PNG per image, `samples.npz` (uint8 `images`; `labels` for models
+  conditioned on the label; per image the request's attributes by name, `request_index`, and
+  `like_index` for --like), `grid.png` (one row per class, or per request) and, for models
+  without a condition vector and no request, `interpolation.png` (a slerp between two noise
+  vectors). The folder's name carries a short hash of the request.
   """
+  request = request or Request()
   if num_samples <= 0:
     raise UserError(f'--num_samples must be positive, got {num_samples}')
   if truncation < 0:
     raise UserError(f'--truncation must be >= 0 (0 = off), got {truncation}')
+  if len(request.given) > 1:
+    raise UserError(f'give one of {", ".join(request.given)}, not several')
+  if request.given and not conditions_lib.names(config.model):
+    raise UserError(f'{request.given[0]}: this model is unconditional (config.model.condition)')
   experiment, step, state = experiment_lib.restore_for_inference(config, workdir, hardware=hardware)
   gan = experiment.gan
+  todo = plan(config, experiment, num_samples, seed, request)
   name = f'step_{step:06d}_seed_{seed}_n{num_samples}' + (
     f'_trunc{truncation:g}' if truncation > 0 else ''
   )
+  if todo.key:
+    name += f'_{request.given[0][2:]}_{todo.key}'
   out_dir = os.path.join(os.path.abspath(workdir), 'generated', name)
   if os.path.exists(out_dir):
     raise UserError(f'{out_dir!r} already exists; choose another --sample_seed or --num_samples')
   if jax.process_count() > 1:  # Every process checks before process 0 can create it.
     multihost_utils.sync_global_devices(f'sample: checked {out_dir}')
+  total = num_samples * max(todo.rows, 1)
   z_rng, strip_rng = jax.random.split(jax.random.key(seed))
-  z = generation.truncated_normal(z_rng, (num_samples, gan.latent_dim), truncation)
-  labels = np.arange(num_samples, dtype=np.int32) % gan.num_classes if gan.num_classes else None
-  images = generation.ema_images(gan, state, z, labels)
+  z = generation.truncated_normal(z_rng, (total, gan.latent_dim), truncation)
+  images = generation.ema_images(gan, state, z, todo.condition)
   if jax.process_index() != 0:
     return out_dir
   tmp_dir = out_dir + '.partial'
   os.makedirs(tmp_dir, exist_ok=True)
   for i, image in enumerate(images):
     pictures.save_png(os.path.join(tmp_dir, f'{i:06d}.png'), image, min_size=0)
-  arrays = {'images': images, 'step': np.int64(step), 'seed': np.int64(seed)}
-  if labels is not None:
-    arrays['labels'] = labels
-    by_class, _ = generation.class_rows(images, labels, gan.num_classes)
-    grid = pictures.grid(by_class, rows=gan.num_classes)
-  else:
-    grid = pictures.grid(images[:256])
+  arrays = {'images': images, 'step': np.int64(step), 'seed': np.int64(seed), **todo.arrays}
   np.savez(os.path.join(tmp_dir, 'samples.npz'), **arrays)
-  pictures.save_png(os.path.join(tmp_dir, 'grid.png'), grid)
-  pictures.save_png(
-    os.path.join(tmp_dir, 'interpolation.png'),
-    generation.interpolation_strip(gan, state, strip_rng, truncation=truncation),
-  )
+  pictures.save_png(os.path.join(tmp_dir, 'grid.png'), _grid(gan, todo, images))
+  if gan.vector_size == 0 and not todo.rows:
+    pictures.save_png(
+      os.path.join(tmp_dir, 'interpolation.png'),
+      generation.interpolation_strip(gan, state, strip_rng, truncation=truncation),
+    )
   os.replace(tmp_dir, out_dir)
   return out_dir
+
+
+def _grid(gan, todo: Plan, images) -> np.ndarray:
+  if todo.rows:  # One row per request (a --like row starts with its real image).
+    shown = min(todo.per_request, GRID_COLUMNS)
+    rows = images.reshape(todo.rows, todo.per_request, *images.shape[1:])[:, :shown]
+    if todo.real is not None:
+      rows = np.concatenate([todo.real[:, None], rows], axis=1)
+    return pictures.grid(rows.reshape(-1, *images.shape[1:]), rows=todo.rows)
+  labels = todo.arrays.get('labels')
+  if labels is not None:
+    by_class, _ = generation.class_rows(images, labels, gan.num_classes)
+    return pictures.grid(by_class, rows=gan.num_classes)
+  return pictures.grid(images[:256])

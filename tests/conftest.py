@@ -3,12 +3,15 @@
 import importlib
 import os
 import sys
+import tempfile
 
 import pytest
 
 # Tests run tiny models for a few steps, so XLA's compile time dominates; fewer optimisation
 # passes halve the suite's CPU time. Set in the environment so test subprocesses inherit it.
 os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
+# Morphometrics of the embedded digits (gan_jax/morpho.py), measured once for all test workers.
+os.environ.setdefault('GAN_JAX_CACHE', os.path.join(tempfile.gettempdir(), 'gan_jax_test_cache'))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)

@@ -9,7 +9,15 @@ from tests.conftest import ROOT
 
 PACKAGE = os.path.join(ROOT, 'gan_jax')
 # Imported inside functions on purpose: only some runs need them, and they are slow to import.
-LAZY_ALLOWED = {'mlxtend', 'sklearn', 'PIL', 'tensorboardX', 'tensorflow_datasets', 'matplotlib'}
+LAZY_ALLOWED = {
+  'mlxtend',
+  'sklearn',
+  'skimage',
+  'PIL',
+  'tensorboardX',
+  'tensorflow_datasets',
+  'matplotlib',
+}
 
 
 def module_imports() -> dict[str, dict[str, bool]]:

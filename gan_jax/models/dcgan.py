@@ -52,9 +52,10 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   conditioning: str = 'projection'  # Or 'acgan': an auxiliary classifier head, labels unused.
   spectral_norm: bool = False
+  vector_conditioning: str = 'projection'  # How a condition vector is judged (layers.vector_head).
 
   @nn.compact
-  def __call__(self, x, labels=None, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True, vector=None):
     # The power iteration advances only in D's own update (train, 'batch_stats' mutable).
     update = train and self.is_mutable_collection('batch_stats')
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
@@ -63,4 +64,5 @@ class Discriminator(nn.Module):
       layer = layers.Conv(self.width * 2**i, (4, 4), strides=2)
       x = nn.leaky_relu(sn(layer, x), 0.2)
     features = x.reshape(x.shape[0], -1)
-    return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn)
+    out = layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn)
+    return layers.vector_head(out, features, vector, self.vector_conditioning, sn)

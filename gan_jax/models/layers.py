@@ -175,3 +175,23 @@ def discriminator_head(
     return jnp.concatenate([logit[:, None], sn(classes, features)], axis=-1)
   embed = nn.Embed(num_classes, features.shape[-1], embedding_init=kernel_init, name='embed')
   return logit + jnp.sum(sn(embed, labels) * features, axis=-1)
+
+
+def vector_head(out, features, vector, mode: str, sn, kernel_init=nn.initializers.lecun_normal()):
+  """D's judgement of a continuous condition vector (B, k), added to the head's `out` ((B,)
+  logits, or (B, 1 + classes) for AC-GAN); `out` unchanged when `vector` is None.
+
+  'projection' (Miyato & Koyama 2018, for a vector): the logit gains <W vector, features>.
+  'regression': k predicted values are appended as the last columns of (B, 1 [+ classes] + k),
+  which the loss fits to the real vector (an auxiliary regressor, as AC-GAN's classifier).
+  """
+  if vector is None:
+    return out
+  if mode == 'projection':
+    dense = nn.Dense(
+      features.shape[-1], use_bias=False, kernel_init=kernel_init, name='vector_embed'
+    )
+    term = jnp.sum(sn(dense, vector.astype(features.dtype)) * features, axis=-1)
+    return out + term if out.ndim == 1 else out.at[:, 0].add(term)
+  predicted = sn(nn.Dense(vector.shape[-1], kernel_init=kernel_init, name='vector_head'), features)
+  return jnp.concatenate([out[:, None] if out.ndim == 1 else out, predicted], axis=-1)

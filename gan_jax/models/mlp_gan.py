@@ -46,9 +46,10 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   conditioning: str = 'projection'  # Or 'acgan'.
   spectral_norm: bool = False
+  vector_conditioning: str = 'projection'  # How a condition vector is judged (layers.vector_head).
 
   @nn.compact
-  def __call__(self, x, labels=None, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True, vector=None):
     # The power iteration advances only in D's own update (train, 'batch_stats' mutable).
     update = train and self.is_mutable_collection('batch_stats')
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
@@ -58,4 +59,5 @@ class Discriminator(nn.Module):
     features = x.reshape(x.shape[0], -1)
     for width in self.dense_widths:
       features = nn.leaky_relu(sn(nn.Dense(width), features), 0.2)
-    return layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn)
+    out = layers.discriminator_head(features, labels, self.num_classes, self.conditioning, sn)
+    return layers.vector_head(out, features, vector, self.vector_conditioning, sn)

@@ -237,9 +237,10 @@ class Discriminator(nn.Module):
   # and the output, so the logit can depend on conjunctions of global features (e.g. which
   # digit is in each of Stacked MNIST's channels) and not only on their sum. 0: R3GAN's head.
   head_width: int = 0
+  vector_conditioning: str = 'projection'  # How a condition vector is judged (layers.vector_head).
 
   @nn.compact
-  def __call__(self, x, labels=None, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True, vector=None):
     size, n = dcgan.start_size(x.shape[1])
     widths = stage_widths(self.width, n + 1, self.stage_widths)[::-1]  # Largest first.
     update = train and self.is_mutable_collection('batch_stats')  # SN power iteration only.
@@ -274,7 +275,9 @@ class Discriminator(nn.Module):
         name='class_embed',
         embedding_init=nn.initializers.normal((dim * self.num_classes) ** -0.5),
       )
-      return jnp.sum(out * sn(embed, labels), axis=-1)
-    return layers.discriminator_head(
-      features, labels, self.num_classes, self.conditioning, sn, kernel_init=msr_init()
-    )
+      logit = jnp.sum(out * sn(embed, labels), axis=-1)
+    else:
+      logit = layers.discriminator_head(
+        features, labels, self.num_classes, self.conditioning, sn, kernel_init=msr_init()
+      )
+    return layers.vector_head(logit, features, vector, self.vector_conditioning, sn, msr_init())

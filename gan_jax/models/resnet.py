@@ -181,9 +181,10 @@ class Discriminator(nn.Module):
   plain_blocks: int = 2
   spectral_norm: bool = True
   conditioning: str = 'projection'  # Or 'acgan': an auxiliary classifier head.
+  vector_conditioning: str = 'projection'  # How a condition vector is judged (layers.vector_head).
 
   @nn.compact
-  def __call__(self, x, labels=None, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True, vector=None):
     if self.conditioning == 'projection':
       _check_labels(self.num_classes, labels)
     _, n = dcgan.start_size(x.shape[1])
@@ -204,6 +205,7 @@ class Discriminator(nn.Module):
       )(x, update)
     features = jnp.sum(nn.relu(x), axis=(1, 2))  # Global sum pooling, as in SNGAN.
     sn = lambda layer, h: layers.maybe_spectral_norm(layer, self.spectral_norm, update)(h)
-    return layers.discriminator_head(
+    out = layers.discriminator_head(
       features, labels, self.num_classes, self.conditioning, sn, kernel_init=_INIT
     )
+    return layers.vector_head(out, features, vector, self.vector_conditioning, sn, _INIT)
