@@ -288,3 +288,90 @@ def test_launch_py_bad_condition_is_one_line_and_exit_2(attributes_run):
   assert result.returncode == 2
   assert result.stderr.strip() == "error: --condition: thickness='abc' is not a number"
   assert generated(workdir) == before
+
+
+@pytest.fixture(scope='module')
+def instance_run(tmp_path_factory):
+  """A smoke classifier, and a smoke GAN conditioned on its features (ranked by it too)."""
+  classifier = str(tmp_path_factory.mktemp('encoder'))
+  main.run(load_config('mnist_classifier'), classifier)
+  workdir = str(tmp_path_factory.mktemp('instance'))
+  config = load_config('mnist_instance')
+  config.model.features = classifier
+  config.eval.classifier_workdir = config.eval.rank_classifier_workdir = classifier
+  main.run(config, workdir)
+  return config, workdir
+
+
+def test_instance_run_is_ranked_by_retrieval(instance_run):
+  _, workdir = instance_run
+  import json
+
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    judged = [r for r in map(json.loads, f) if 'instance_rank_median' in r]
+  assert [r['step'] for r in judged] == [3, 6]
+  assert 1 <= judged[-1]['instance_rank_median'] <= 1000
+  assert judged[-1]['instance_num_images'] == 1000
+
+
+def test_like_images_and_feature_vectors(instance_run, tmp_path):
+  config, workdir = instance_run
+  from PIL import Image
+
+  test = data.embedded_mnist('test')
+  folder = tmp_path / 'likes'
+  folder.mkdir()
+  for i in (0, 500):
+    Image.fromarray(test.images[i][..., 0]).save(folder / f'{i}.png')
+  out_dir = main.run(config, workdir, 'sample', num_samples=3, request=('', '', str(folder)))
+  with np.load(os.path.join(out_dir, 'samples.npz')) as f:
+    assert list(f['like_index']) == [0, 0, 0, 1, 1, 1]
+    assert f['images'].shape == (6, 28, 28, 1)
+  grid = Image.open(os.path.join(out_dir, 'grid.png'))
+  assert grid.size[0] > grid.size[1]  # 2 rows: the real digit, then its 3 samples.
+  vectors = tmp_path / 'vectors.npy'
+  np.save(vectors, np.ones((2, 128), np.float32))
+  out_dir = main.run(config, workdir, 'sample', num_samples=2, request=('', '', str(vectors)))
+  assert '_like_' in os.path.basename(out_dir)
+
+
+@pytest.mark.parametrize(
+  'content, message',
+  [
+    ('not an image', 'not a readable image'),
+    ('NPY_WIDE', r'must be \(n, 128\)'),
+    ('NPY_NAN', 'finite numbers'),
+    ('MISSING', 'does not exist'),
+  ],
+)
+def test_bad_like_inputs_write_nothing(instance_run, tmp_path, content, message):
+  config, workdir = instance_run
+  path = tmp_path / 'x.png'
+  if content == 'not an image':
+    path.write_text(content)
+  elif content == 'MISSING':
+    path = tmp_path / 'nothing_here'
+  else:
+    path = tmp_path / 'x.npy'
+    np.save(
+      path, np.full((1, 7 if content == 'NPY_WIDE' else 128), np.nan if 'NAN' in content else 1.0)
+    )
+  before = generated(workdir)
+  with pytest.raises(UserError, match=message):
+    main.run(config, workdir, 'sample', num_samples=2, request=('', '', str(path)))
+  assert generated(workdir) == before
+
+
+def test_features_from_an_npy_aligned_with_the_training_split(tmp_path):
+  from gan_jax import experiment
+
+  config = load_config('mnist_instance')
+  source = data.embedded_mnist('train')
+  path = tmp_path / 'f.npy'
+  np.save(path, np.random.default_rng(0).normal(size=(len(source), 16)).astype(np.float32))
+  config.model.features = str(path)
+  table = experiment.condition_table(config, source, log=None)
+  assert table.vector_size == 16 and table.vector().shape == (len(source), 16)
+  np.save(path, np.zeros((10, 16), np.float32))
+  with pytest.raises(UserError, match='one row per training example'):
+    experiment.condition_table(config, source, log=None)
