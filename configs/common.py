@@ -32,6 +32,7 @@ def gan_config() -> ml_collections.ConfigDict:
   # How D judges the condition vector: 'projection' or 'regression' (an auxiliary regressor
   # fitted on real images, loss.regression_weight).
   config.model.vector_conditioning = 'projection'
+  config.model.vector_modulation = False  # The vector also modulates G's batch norms (dcgan).
   config.model.spectral_norm = False  # Spectral norm on every D layer.
   # PacGAN (Lin et al. 2018): D judges packs of this many examples, stacked along channels (its
   # penalties too); 1 = off. Unconditional models only; the batch must split into packs.

@@ -272,7 +272,12 @@ def _check_model(config) -> None:
   _choice(model, where, 'conditioning', CONDITIONINGS)
   _integer(model, where, 'pack', 1, ' (1 = no packing)', say_integer=True)
   _string(model, where, 'features')
+  _boolean(model, where, 'vector_modulation')
   conditions.check(model, where)
+  if model.get('vector_modulation') and model.get('generator') != 'dcgan':
+    raise UserError(
+      f'{where}.vector_modulation is for the dcgan generator, not {model.get("generator")!r}'
+    )
   pack = model.get('pack', 1)
   if pack > 1 and conditions.names(model):
     raise UserError(

@@ -77,21 +77,24 @@ class GAN:
   # (fitted on real images, G pays for fakes that miss their request).
   vector_size: int = 0
   regression_weight: float = 0.0
+  modulate: bool = False  # The vector also modulates G's batch norms (FiLM; dcgan only).
 
   def apply_generator(self, params, stats, z, condition, train: bool):
     """(float32 images, new_stats); batch-norm statistics update only when `train`.
     `condition` is labels (B,), a conditions.Condition, or None."""
     labels, vector = conditions.split(condition)
+    cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
+    extra = {}
     if vector is not None:  # The condition vector joins the noise.
       z = jnp.concatenate([z, vector.astype(z.dtype)], axis=-1)
-    cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
+      extra = {'modulation': cast(vector)} if self.modulate else {}
     variables = {'params': cast(params), **stats}
     with hardware.conv_batch_slices(self.conv_batch_slices):
       if not train:
-        images = self.generator.apply(variables, cast(z), labels, train=False)
+        images = self.generator.apply(variables, cast(z), labels, train=False, **extra)
         return images.astype(jnp.float32), stats
       images, new_stats = self.generator.apply(
-        variables, cast(z), labels, train=True, mutable=list(stats)
+        variables, cast(z), labels, train=True, mutable=list(stats), **extra
       )
     return images.astype(jnp.float32), dict(new_stats)
 
@@ -143,12 +146,13 @@ class GAN:
   def init(self, rng) -> GANState:
     g_rng, d_rng = jax.random.split(rng)
     z, labels = self.sample_noise(g_rng, 2)
-    d_extra = {}
+    d_extra, g_extra = {}, {}
     if self.vector_size:  # G reads the vector beside z (apply_generator).
       vector = jnp.zeros((2, self.vector_size))
       z = jnp.concatenate([z, vector], axis=-1)
       d_extra = {'vector': vector}
-    g_vars = dict(self.generator.init(g_rng, z, labels, train=False))
+      g_extra = {'modulation': vector} if self.modulate else {}
+    g_vars = dict(self.generator.init(g_rng, z, labels, train=False, **g_extra))
     d_vars = dict(
       self.discriminator.init(
         d_rng,
@@ -222,6 +226,7 @@ class GeneratorUpdate(NamedTuple):
   opt: Any
   loss: jax.Array
   grads: Any
+  terms: dict  # Auxiliary values by name (unweighted).
 
 
 def train_step(
@@ -261,6 +266,7 @@ def train_step(
     'd_loss': d.loss,
     'g_loss': g.loss,
     **d.terms,
+    **g.terms,
     **scale,
     'd_real': jnp.mean(d.real_logits),
     'd_fake': jnp.mean(d.fake_logits),
@@ -389,14 +395,18 @@ def generator_update(
     loss = gan.loss.g(paired_real_logits, logits)
     if gan.acgan_weight:
       loss += gan.acgan_weight * _class_loss(class_logits, conditions.split(fake_cond)[0])
-    if predicted is not None:
-      loss += gan.regression_weight * _regression_loss(predicted, fake_cond.vector)
-    return loss, g_stats
+    terms = {}
+    if predicted is not None:  # How far D reads the fakes' attributes from what they were asked.
+      terms['g_regression'] = _regression_loss(predicted, fake_cond.vector)
+      loss += gan.regression_weight * terms['g_regression']
+    return loss, (g_stats, terms)
 
-  (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
+  (g_loss, (g_stats, terms)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+    state.g_params
+  )
   g_updates, g_opt = gan.g_tx.update(g_grads, state.g_opt, state.g_params)
   g_params = optax.apply_updates(state.g_params, g_updates)
-  return GeneratorUpdate(g_params, g_stats, g_opt, g_loss, g_grads)
+  return GeneratorUpdate(g_params, g_stats, g_opt, g_loss, g_grads, terms)
 
 
 def cosine_ramp(start: float, final: float, steps: int) -> optax.Schedule:

@@ -98,4 +98,5 @@ def build(
     conv_batch_slices=conv_batch_slices,
     vector_size=vector_size,
     regression_weight=regression,
+    modulate=bool(vector_size) and m.get('vector_modulation', False),
   )

@@ -375,3 +375,26 @@ def test_features_from_an_npy_aligned_with_the_training_split(tmp_path):
   np.save(path, np.zeros((10, 16), np.float32))
   with pytest.raises(UserError, match='one row per training example'):
     experiment.condition_table(config, source, log=None)
+
+
+def test_film_modulation_starts_as_the_identity_and_reaches_every_batch_norm():
+  config = load_config('mnist_attributes')
+  config.model.latent_dim, config.model.g_width, config.model.d_width = 8, 4, 4
+  plain = gan_builder.build(config, (28, 28, 1), 10, vector_size=2)
+  config.model.vector_modulation = True
+  film = gan_builder.build(config, (28, 28, 1), 10, vector_size=2)
+  a, b = plain.init(jax.random.key(0)), film.init(jax.random.key(0))
+  extra = sorted(set(b.g_params) - set(a.g_params))
+  assert len(extra) == 3  # One FiLM map per batch norm of the 28 px generator.
+  cond = conditions.Condition(jnp.array([3, 3]), jnp.array([[-2.0, 1.0], [2.0, -1.0]]))
+  z = jnp.ones((2, 8))
+  images = lambda g, s: g.apply_generator(s.g_params, s.g_stats, z, cond, train=False)[0]
+  # Zero-initialised maps: the modulated generator starts as the plain one.
+  np.testing.assert_allclose(images(film, b), images(plain, a), atol=1e-5)
+  moved = b.replace(
+    g_params={**b.g_params, extra[-1]: jax.tree.map(jnp.ones_like, b.g_params[extra[-1]])}
+  )
+  assert float(jnp.abs(images(film, moved) - images(film, b)).max()) > 1e-3
+  config.model.generator = 'resnet'
+  with pytest.raises(UserError, match='vector_modulation is for the dcgan generator'):
+    config_checks.check(config)

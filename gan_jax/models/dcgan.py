@@ -4,7 +4,8 @@ Generator: z -> Dense -> (s x s x 4w) -> [UpConv2x, BN, ReLU] x n -> Conv3x3 -> 
 s * 2^n is the image size (7 * 4 = 28, 4 * 8 = 32). Discriminator: [Conv4x4 stride 2, LeakyReLU]
 x n -> Dense -> one logit; no batch norm in D, so real and fake batches never mix statistics
 and gradient penalties stay per-example. Conditioning (num_classes > 0): G concatenates a label
-embedding to z; D adds a projection term <embed(y), features> (Miyato & Koyama 2018).
+embedding to z; D adds a projection term <embed(y), features> (Miyato & Koyama 2018). A
+condition vector may also modulate G's batch norms (FiLM).
 """
 
 import flax.linen as nn
@@ -31,17 +32,29 @@ class Generator(nn.Module):
   num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z, labels=None, train: bool = True):
+  def __call__(self, z, labels=None, train: bool = True, modulation=None):
+    """`modulation` (B, k), when given, scales and shifts every batch norm's output per
+    channel (FiLM, Perez et al. 2018), from zero-initialised maps: the condition vector
+    reaches every resolution, not only the first layer."""
     size, n = start_size(self.image_shape[0])
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+    batch_norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+
+    def norm(x):
+      x = batch_norm()(x)
+      if modulation is None:
+        return x
+      film = nn.Dense(2 * x.shape[-1], kernel_init=nn.initializers.zeros)(modulation)
+      scale, shift = jnp.split(film.astype(x.dtype)[:, None, None, :], 2, axis=-1)
+      return x * (1.0 + scale) + shift
+
     if self.num_classes:
       z = jnp.concatenate([z, nn.Embed(self.num_classes, z.shape[-1])(labels)], axis=-1)
     channels = self.width * 2**n
     x = nn.Dense(size * size * channels, use_bias=False)(z)
-    x = nn.relu(norm()(x.reshape(-1, size, size, channels)))
+    x = nn.relu(norm(x.reshape(-1, size, size, channels)))
     for i in range(n):
       x = layers.UpConv2x(self.width * 2 ** (n - 1 - i), use_bias=False)(x)
-      x = nn.relu(norm()(x))
+      x = nn.relu(norm(x))
     return jnp.tanh(layers.Conv(self.image_shape[-1], (3, 3))(x))
 
 
