@@ -401,9 +401,7 @@ def generator_update(
       loss += gan.regression_weight * terms['g_regression']
     return loss, (g_stats, terms)
 
-  (g_loss, (g_stats, terms)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-    state.g_params
-  )
+  (g_loss, (g_stats, terms)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
   g_updates, g_opt = gan.g_tx.update(g_grads, state.g_opt, state.g_params)
   g_params = optax.apply_updates(state.g_params, g_updates)
   return GeneratorUpdate(g_params, g_stats, g_opt, g_loss, g_grads, terms)
