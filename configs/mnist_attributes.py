@@ -8,7 +8,8 @@ evaluator (docs/control.md).
 
 The training digits are measured once (about half a minute on 2 cores) and cached. G reads
 the standardised (thickness, slant) beside z and the label embedding; D projects the label
-and fits an auxiliary regressor to the real digits' (thickness, slant), which G must satisfy.
+and fits an auxiliary regressor to the real digits' (thickness, slant), which G must satisfy
+(4x its error in G's loss).
 Add 'area', 'length', 'width' or 'height' to `condition` to control those too.
 """
 
@@ -20,7 +21,9 @@ def get_config(variant: str | None = None):
   config = mnist_cgan.get_config()
   config.model.condition = ('label', 'thickness', 'slant')
   config.model.vector_conditioning = 'regression'
-  config.loss.regression_weight = 1.0
+  # G pays 4x its regression error: thickness r 0.958 against 0.935 at weight 1 after 6,000
+  # steps (docs/control.md).
+  config.loss.regression_weight = 4.0
   config.eval.num_grid_samples = 100
   config.eval.sweep_labels = (1, 4, 7)
   # Requested vs measured thickness and slant over 2,000 samples (gan_jax/control.py).

@@ -195,12 +195,7 @@ class FolderSource:
       raise UserError(f'image folder {root!r} is not readable')
     if channels not in (1, 3):
       raise UserError(f'config.data.channels must be 1 or 3 for a folder source, got {channels}')
-    paths = sorted(
-      os.path.join(d, f)
-      for d, _, files in os.walk(root)
-      for f in files
-      if f.lower().endswith(IMAGE_SUFFIXES)
-    )
+    paths = image_paths(root)
     if not paths:
       raise UserError(f'image folder {root!r} holds no images ({", ".join(IMAGE_SUFFIXES)})')
     from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -233,6 +228,16 @@ class FolderSource:
     return {'image': image, 'label': np.int32(self._labels[index])}
 
 
+def image_paths(root: str) -> list[str]:
+  """Every image file below `root` (by suffix), sorted."""
+  return sorted(
+    os.path.join(d, f)
+    for d, _, files in os.walk(root)
+    for f in files
+    if f.lower().endswith(IMAGE_SUFFIXES)
+  )
+
+
 def read_image(path: str, image_shape) -> np.ndarray:
   """One image file as a folder source reads it: converted to the channels of `image_shape`
   (1 = greyscale, 3 = RGB), centre-cropped to a square, resized (bicubic) to its size."""
@@ -252,12 +257,7 @@ def read_images(path: str, image_shape) -> tuple[np.ndarray, list[str]]:
   """(uint8 images, their paths) of an image file or of every image below a folder (sorted),
   read as read_image does; a file that is not a readable image is a UserError."""
   if os.path.isdir(path):
-    paths = sorted(
-      os.path.join(d, f)
-      for d, _, files in os.walk(path)
-      for f in files
-      if f.lower().endswith(IMAGE_SUFFIXES)
-    )
+    paths = image_paths(path)
     if not paths:
       raise UserError(f'{path!r} holds no images ({", ".join(IMAGE_SUFFIXES)})')
   elif os.path.isfile(path):
