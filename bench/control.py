@@ -81,8 +81,12 @@ def run_one(spec: str, seed: int, args, workdir: str) -> dict:
   judged = {}
   for row in rows:
     judged.update({k: v for k, v in row.items() if k in KEYS or k == 'step'})
-  steps = max(r['step'] for r in rows if 'd_loss' in r)
+  steps = max(r['step'] for r in rows)  # The eval rows carry the checkpoint's step.
   return {'spec': spec, 'seed': seed, 'train_wall_s': round(wall, 1), 'steps': steps, **judged}
+
+
+def _label(key: str) -> str:
+  return 'grid class accuracy' if key == 'control_class_accuracy' else key.replace('control_', '')
 
 
 def markdown(rows: list[dict], args, cpu: str) -> str:
@@ -92,7 +96,7 @@ def markdown(rows: list[dict], args, cpu: str) -> str:
     f'{args.seconds:g} s of training per run, seeds {args.seeds}; medians over seeds; {cpu}; '
     f'{time.strftime("%Y-%m-%d")}.',
     '',
-    '| config | ' + ' | '.join(k.replace('control_', '') for k in shown) + ' |',
+    '| config | ' + ' | '.join(_label(k) for k in shown) + ' |',
     '|---' * (len(shown) + 1) + '|',
   ]
   for spec in specs:
@@ -124,6 +128,7 @@ def main(argv=None):
       workdir = os.path.join(common.REPO, args.workroot, f'{safe}_seed{seed}')
       if os.path.exists(workdir):
         raise SystemExit(f'error: {workdir} exists; choose another --workroot')
+      os.makedirs(os.path.dirname(workdir), exist_ok=True)
       rows.append(run_one(spec, seed, args, workdir))
       print(json.dumps(rows[-1]), flush=True)
   with open(args.out, 'w') as f:
