@@ -250,23 +250,6 @@ class Table:
     """A part's value in natural units (label or attribute) for training rows."""
     return self.labels[rows] if name == LABEL else self.attributes[name][rows]
 
-  def summary(self) -> dict:
-    """What the workdir's conditions.json records: the parts and the standardisation."""
-    columns = list(self.conditioned_attributes)
-    if FEATURES in self.parts:
-      columns += [f'features[{i}]' for i in range(self.features.shape[1])]
-    return {
-      'parts': list(self.parts),
-      'rows': int(len(self.labels)),
-      'columns': columns,
-      'mean': [float(v) for v in self.mean],
-      'std': [float(v) for v in self.std],
-      'attribute_range': {
-        a: [float(self.attributes[a].min()), float(self.attributes[a].max())]
-        for a in self.conditioned_attributes
-      },
-    }
-
   def parse_request(self, text: str, where: str = '--condition') -> dict[str, float]:
     """'digit=7,thickness=3.5' -> {'label': 7, 'thickness': 3.5}, or a one-line UserError."""
     request = {}

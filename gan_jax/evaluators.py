@@ -217,10 +217,9 @@ class Control(Evaluator):
     e, gan = self.config.eval, self.experiment.gan
     condition = self.table.requests_condition(self.grid.requests, self.per_request, e.sample_seed)
     count = len(self.grid.requests) * self.per_request
-    z = generation.truncated_normal(
-      jax.random.key(e.sample_seed), (count, gan.latent_dim), e.truncation
+    images, _ = generation.generate_images(
+      gan, state, count, e.sample_seed, e.truncation, condition
     )
-    images = generation.ema_images(gan, state, z, condition)
     result = control.metrics(self.table, self.grid, self.per_request, morpho.measure(images))
     if self.judge is not None:
       probs, _ = self.judge.predict(images)
@@ -288,10 +287,9 @@ class InstanceRank(Evaluator):
     e, gan, n = self.config.eval, self.experiment.gan, self.num_samples
     condition = jax.tree.map(lambda x: np.repeat(x, n, axis=0), self.condition)
     count = len(self.images) * n
-    z = generation.truncated_normal(
-      jax.random.key(e.sample_seed), (count, gan.latent_dim), e.truncation
+    images, _ = generation.generate_images(
+      gan, state, count, e.sample_seed, e.truncation, condition
     )
-    images = generation.ema_images(gan, state, z, condition)
     features = self.ranker.predict(images)[1].reshape(len(self.images), n, -1)
     ranks = control.retrieval_ranks(features, self.real_features)
     return {

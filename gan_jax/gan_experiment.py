@@ -92,8 +92,8 @@ class Experiment:
     training row of its class."""
     if self.conditions is None:
       return generation.generate_images(self.gan, state, num, seed, truncation)
-    z = generation.truncated_normal(jax.random.key(seed), (num, self.gan.latent_dim), truncation)
     classes = self.gan.num_classes
     labels = np.arange(num, dtype=np.int32) % classes if classes else None
     condition = self.conditions_for(num, labels, seed)
-    return generation.ema_images(self.gan, state, z, condition), condition.label
+    images, _ = generation.generate_images(self.gan, state, num, seed, truncation, condition)
+    return images, condition.label

@@ -85,9 +85,11 @@ def interpolation_strip(gan, state, rng, steps: int = 10, truncation: float = 0.
   return pictures.grid(images, rows=gan.num_classes)
 
 
-def generate_images(gan, state, num: int, seed: int, truncation: float = 0.0):
-  """`num` uint8 images from the EMA generator (labels cycling over classes if conditional),
-  from noise truncated at `truncation` (0 = off)."""
+def generate_images(gan, state, num: int, seed: int, truncation: float = 0.0, condition=None):
+  """(`num` uint8 images from the EMA generator, their condition), from noise of `seed`
+  truncated at `truncation` (0 = off). `condition` (labels or a conditions.Condition, one row
+  per image) defaults to labels cycling over the classes if conditional."""
   z = truncated_normal(jax.random.key(seed), (num, gan.latent_dim), truncation)
-  labels = np.arange(num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
-  return ema_images(gan, state, z, labels), labels
+  if condition is None and gan.num_classes:
+    condition = np.arange(num, dtype=np.int32) % gan.num_classes
+  return ema_images(gan, state, z, condition), condition

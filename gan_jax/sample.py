@@ -113,8 +113,6 @@ def _like_features(config, experiment, path: str):
 
 def plan(config, experiment, num_samples: int, seed: int, request: Request) -> Plan:
   """What to generate for `request` (or without one); every bad request fails here."""
-  if len(request.given) > 1:
-    raise UserError(f'give one of {", ".join(request.given)}, not several')
   gan = experiment.gan
   if not request.given:
     labels = np.arange(num_samples, dtype=np.int32) % gan.num_classes if gan.num_classes else None
