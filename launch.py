@@ -38,6 +38,10 @@ _CONDITIONS_FILE = flags.DEFINE_string(
 _LIKE = flags.DEFINE_string(
   'like', '', '--mode=sample: an image, a folder of images or an .npy of feature vectors.'
 )
+_PROMPT = flags.DEFINE_string(
+  'prompt', '', "--mode=sample: a sentence, e.g. 'a thick seven leaning right' (text models)."
+)
+_PROMPTS_FILE = flags.DEFINE_string('prompts_file', '', '--mode=sample: one sentence per line.')
 _COORDINATOR = flags.DEFINE_string(
   'coordinator_address', None, 'Multi-process: host:port of process 0.'
 )
@@ -131,7 +135,13 @@ def main(argv):
       num_samples=_NUM_SAMPLES.value,
       sample_seed=_SAMPLE_SEED.value,
       truncation=_TRUNCATION.value,
-      request=(_CONDITION.value, _CONDITIONS_FILE.value, _LIKE.value),
+      request=(
+        _CONDITION.value,
+        _CONDITIONS_FILE.value,
+        _LIKE.value,
+        _PROMPT.value,
+        _PROMPTS_FILE.value,
+      ),
       coordinator_address=_COORDINATOR.value,
       num_processes=_NUM_PROCESSES.value,
       process_id=_PROCESS_ID.value,

@@ -2,12 +2,14 @@
 
   python bench/control.py --specs=mnist_attributes,mnist_cgan --seeds=0,1,2 --seconds=900
   python bench/control.py --specs=mnist_instance,mnist_cgan --seeds=0 --seconds=900
+  python bench/control.py --specs=mnist_text,mnist_text_rule,mnist_cgan --seeds=0 --seconds=900
 
 Each run spec (bench/common.py) trains with `train.time_budget_s` = --seconds (one run at a time,
 never two timed jobs at once), then `--mode=eval` judges its latest checkpoint with every
 evaluator its config names: classifier-FID and class accuracy on --num_samples samples (the
-judge in runs/mnist_classifier), the control grid for attribute configs, and retrieval ranks
-when --rank_classifier names a second classifier. Writes one JSON row per run and a markdown
+judge in runs/mnist_classifier), the control grid for attribute configs, obedience to
+sentences for configs with a text section, and retrieval ranks when --rank_classifier names a
+second classifier. Writes one JSON row per run and a markdown
 table of medians (docs/control.md).
 """
 
@@ -33,6 +35,11 @@ KEYS = (
   'control_class_accuracy',
   'instance_rank_median',
   'instance_rank_p90',
+  'text_obedience_seen',
+  'text_obedience_held_out',
+  'text_ceiling_seen',
+  'text_ceiling_held_out',
+  'text_digit_accuracy',
 )
 
 

@@ -8,6 +8,8 @@
   features   a per-image feature vector: the penultimate layer of the classifier trained in
              `config.model.features` (a workdir), or a user's (N, F) `.npy` aligned with the
              training split; standardised per dimension
+  text       a sentence about the digit (gan_jax/captions.py), read by text encoders of G and D
+             (gan_jax/models/text.py); a condition of its own, set up by `config.text`
 Empty means `('label',)` when `config.model.conditional` is True, else unconditional.
 
 Everything but the label forms the condition *vector*, (B, k) float32 in the batch under
@@ -24,12 +26,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from gan_jax import captions
 from gan_jax import morpho
 from gan_jax.errors import UserError
 
 LABEL = 'label'
 FEATURES = 'features'
-PARTS = (LABEL, *morpho.ATTRIBUTES, FEATURES)
+TEXT = 'text'
+PARTS = (LABEL, *morpho.ATTRIBUTES, FEATURES, TEXT)
 ALIASES = {'digit': LABEL}
 # A request's omitted parts come from this many of the training rows nearest to it.
 NEAREST_ROWS = 32
@@ -38,10 +42,14 @@ MAX_DEVIATIONS_OUTSIDE = 3.0
 
 
 class Condition(NamedTuple):
-  """A batch's condition: int32 labels (B,) or None, float32 vector (B, k) or None."""
+  """A batch's condition: int32 labels (B,) or None, float32 vector (B, k) or None, int32
+  sentence word ids (B, L) or None, and what each sentence names, (B, 3) int32 digit,
+  thickness and slant tercile (-1: not named; gan_jax/captions.py), or None."""
 
   label: Any
   vector: Any
+  text: Any = None
+  named: Any = None
 
 
 def split(condition) -> tuple[Any, Any]:
@@ -49,6 +57,11 @@ def split(condition) -> tuple[Any, Any]:
   if isinstance(condition, Condition):
     return condition.label, condition.vector
   return condition, None
+
+
+def text_of(condition):
+  """The sentence word ids of a Condition, else None."""
+  return condition.text if isinstance(condition, Condition) else None
 
 
 def names(model_config) -> tuple[str, ...]:
@@ -60,8 +73,8 @@ def names(model_config) -> tuple[str, ...]:
 
 
 def vector_names(parts: Sequence[str]) -> tuple[str, ...]:
-  """The parts in the condition vector: every part but the label, in order."""
-  return tuple(p for p in parts if p != LABEL)
+  """The parts in the condition vector: every part but the label and the text, in order."""
+  return tuple(p for p in parts if p not in (LABEL, TEXT))
 
 
 def attribute_names(parts: Sequence[str]) -> tuple[str, ...]:
@@ -96,11 +109,38 @@ def check(model_config, where: str = 'config.model') -> None:
     )
   if features and FEATURES not in raw:
     raise UserError(f"{where}.features is set but {where}.condition has no 'features'")
+  if TEXT in raw and len(raw) > 1:
+    raise UserError(
+      f"{where}.condition: 'text' is a condition of its own (the sentence names the digit and "
+      f'its attributes), got {tuple(raw)}'
+    )
   head = model_config.get('vector_conditioning', 'projection')
   if head not in ('projection', 'regression'):
     raise UserError(
       f"{where}.vector_conditioning {head!r} is not one of ['projection', 'regression']"
     )
+
+
+@dataclasses.dataclass
+class TextRows:
+  """The training rows' sentences (gan_jax/captions.py): each digit's thickness and slant
+  terciles (`codes`, (N, 2)) and, for a text-conditioned model, `per_image` captions of it as
+  word ids (N, K, L) with the terciles each names (N, K, 2; -1 = left out)."""
+
+  vocabulary: captions.Vocabulary
+  terciles: captions.Terciles
+  codes: np.ndarray
+  held_out: list  # captions.Named compositions whose digits were taken out of training
+  kept: np.ndarray  # indices of the training split's examples kept (the rest are held out)
+  ids: np.ndarray | None = None
+  named: np.ndarray | None = None
+
+  def prompt_condition(self, sentences, per_sentence: int, where: str = '--prompt'):
+    """(Condition of `per_sentence` samples per sentence, what each names): every sentence
+    read by rule first, so a bad one is a one-line error."""
+    named = [captions.parse(s, where, self.vocabulary.words) for s in sentences]
+    ids = np.stack([self.vocabulary.encode(s, where) for s in sentences])
+    return Condition(None, None, np.repeat(ids, per_sentence, axis=0)), named
 
 
 @dataclasses.dataclass
@@ -115,6 +155,7 @@ class Table:
   mean: np.ndarray  # (k,) of the vector's columns
   std: np.ndarray  # (k,)
   num_classes: int
+  text: TextRows | None = None  # With a `config.text` section.
 
   @classmethod
   def labels_only(cls, num_classes: int) -> 'Table':
@@ -145,6 +186,10 @@ class Table:
   def vector_size(self) -> int:
     return len(self.mean)
 
+  @property
+  def has_text(self) -> bool:
+    return TEXT in self.parts
+
   def raw_vector(self, rows) -> np.ndarray:
     """(n, k) unstandardised vector columns of training rows."""
     columns = [self.attributes[a][rows][:, None] for a in self.conditioned_attributes]
@@ -169,6 +214,8 @@ class Table:
     labels = self.labels[rows].astype(np.int32) if self.has_label else None
     if overrides and LABEL in overrides:
       labels = np.asarray(overrides[LABEL], np.int32)
+    if self.has_text:  # Each row's first caption (captions are in a random order).
+      return Condition(None, None, self.text.ids[rows, 0])
     if not self.vector_parts:
       return Condition(labels, None)
     raw = self.raw_vector(rows)
@@ -306,13 +353,25 @@ def standardization(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return mean, np.where(std > 0, std, 1.0)
 
 
-def build_table(parts, images, labels, num_classes: int, features=None, log=None) -> Table:
+def build_table(
+  parts,
+  images,
+  labels,
+  num_classes: int,
+  features=None,
+  log=None,
+  text_config=None,
+  vocabulary=None,
+) -> Table:
   """The Table of a training set's uint8 `images` (N, H, W, 1) and `labels`: every morphometric
   measured (cached, gan_jax/morpho.py) when the parts name one, `features` (N, F) when they
-  name 'features'."""
+  name 'features'. With `text_config` (a config's `text` section) also each digit's terciles,
+  its captions when the parts name 'text' (in `vocabulary`, default the grammar's), and the
+  rows of `text_config.held_out`'s compositions taken out (`table.text.kept` says which rows
+  are left)."""
   parts = tuple(parts)
   attributes = {}
-  if attribute_names(parts):
+  if attribute_names(parts) or text_config is not None:
     if images.shape[-1] != 1:
       raise UserError(
         f'morphometric conditions need greyscale images; the data has {images.shape[-1]} channels'
@@ -331,18 +390,50 @@ def build_table(parts, images, labels, num_classes: int, features=None, log=None
       )
     if not np.all(np.isfinite(features)):
       raise UserError('condition features hold NaN or infinite values')
+  labels = np.asarray(labels, np.int32)
+  text = None
+  if text_config is not None:
+    text = _text_rows(parts, labels, attributes, num_classes, text_config, vocabulary)
+    labels, attributes = labels[text.kept], {a: v[text.kept] for a, v in attributes.items()}
+    features = None if features is None else features[text.kept]
   table = Table(
     parts,
-    np.asarray(labels, np.int32),
+    labels,
     attributes,
     features,
     np.zeros(0),
     np.zeros(0),
     num_classes,
+    text,
   )
   if table.vector_parts:
     table.mean, table.std = standardization(table.raw_vector(np.arange(len(labels))))
   return table
+
+
+def _text_rows(parts, labels, attributes, num_classes, text_config, vocabulary) -> TextRows:
+  missing = [a for a in captions.ATTRIBUTES if a not in attributes]
+  if missing:
+    raise UserError(f'sentences need the morphometrics {missing} (greyscale digits)')
+  bad = [a for a in captions.ATTRIBUTES if not np.all(np.isfinite(attributes[a]))]
+  if bad:
+    raise UserError(f'training image(s) are blank: {bad[0]} cannot be measured for captions')
+  terciles = captions.terciles(labels, attributes, num_classes)
+  codes = terciles.codes(labels, attributes)
+  held_out = captions.held_out(text_config.held_out)
+  kept = np.flatnonzero(~captions.is_held_out(labels, codes, held_out))
+  vocabulary = vocabulary or captions.Vocabulary(captions.vocabulary_words())
+  text = TextRows(vocabulary, terciles, codes[kept], held_out, kept)
+  if TEXT in parts:
+    text.ids, text.named = captions.training_captions(
+      labels[kept],
+      codes[kept],
+      text_config.captions_per_image,
+      text_config.omit_probability,
+      text_config.caption_seed,
+      vocabulary,
+    )
+  return text
 
 
 def sweep_requests(table: Table, label, rows: int, columns: int):
@@ -370,10 +461,30 @@ class ConditionedSource:
       raise ValueError(f'{len(source)} examples but {len(table.labels)} condition rows')
     self.source, self.table = source, table
     self.image_shape, self.num_classes = source.image_shape, source.num_classes
-    self._vector = table.vector()
+    self._vector = table.vector() if table.vector_parts else None
 
   def __len__(self):
     return len(self.source)
 
   def __getitem__(self, index):
-    return {**self.source[index], 'condition': self._vector[index]}
+    example = dict(self.source[index])
+    if self._vector is not None:
+      example['condition'] = self._vector[index]
+    if self.table.has_text:  # All captions of the digit; the train step picks one.
+      text = self.table.text
+      example.update(text=text.ids[index], named=text.named[index], codes=text.codes[index])
+    return example
+
+
+class Subset:
+  """The examples `indices` of a data source, in that order."""
+
+  def __init__(self, source, indices):
+    self.source, self.indices = source, np.asarray(indices)
+    self.image_shape, self.num_classes = source.image_shape, source.num_classes
+
+  def __len__(self):
+    return len(self.indices)
+
+  def __getitem__(self, index):
+    return self.source[int(self.indices[index])]

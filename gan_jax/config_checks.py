@@ -14,6 +14,7 @@ import math
 import numbers
 
 from gan_jax import augment
+from gan_jax import captions
 from gan_jax import conditions
 from gan_jax import losses
 from gan_jax import models
@@ -304,8 +305,39 @@ def _check_loss(config) -> None:
   for name in ('r1_gamma', 'r2_gamma', 'gp_weight', 'lecam_weight', 'acgan_weight'):
     _number(loss, where, name, 0)
   _number(loss, where, 'regression_weight', 0, low_open=True)
+  _number(loss, where, 'mismatch_weight', 0)
+  _number(loss, where, 'text_aux_weight', 0)
   _integer(loss, where, 'penalty_every', 1)
   _number(loss, where, 'lecam_decay', 0, 1, high_open=True)
+
+
+def _check_text(config) -> None:
+  """Sentences (gan_jax/captions.py): the held-out compositions, the captions per digit, the
+  encoder's sizes; a model conditioned on 'text' needs this section and a projection D."""
+  text = config.get('text')
+  model = config.get('model') or {}
+  parts = conditions.names(model) if config.get('experiment') == 'gan' else ()
+  if text is None:
+    if conditions.TEXT in parts:
+      raise UserError("config.model.condition has 'text' but the config has no text section")
+    return
+  where = 'config.text'
+  if not isinstance(text.get('held_out', ()), (tuple, list)):
+    raise UserError(f'{where}.held_out must be a tuple of sentences, got {text.held_out!r}')
+  captions.held_out(text.get('held_out', ()))
+  _integer(text, where, 'captions_per_image', 1)
+  _number(text, where, 'omit_probability', 0, 1, high_open=True)
+  _integer(text, where, 'caption_seed')
+  for name in ('encoder_width', 'encoder_depth', 'encoder_heads', 'encoder_features'):
+    _integer(text, where, name, 1)
+  width, heads = text.get('encoder_width', 1), text.get('encoder_heads', 1)
+  if _is_int(width) and _is_int(heads) and width % heads:
+    raise UserError(f'{where}.encoder_width {width} must split into encoder_heads {heads}')
+  if conditions.TEXT in parts:
+    if model.get('vector_conditioning', 'projection') != 'projection':
+      raise UserError(
+        "config.model.vector_conditioning: a text model's D judges sentences by 'projection'"
+      )
 
 
 def _check_schedule(config) -> None:
@@ -394,6 +426,7 @@ def check(config, evaluators: Mapping | None = None) -> None:
   _check_schedule(config)
   _check_optim(config)
   _check_augment(config)
+  _check_text(config)
   _check_finite(config, 'config')
 
 

@@ -18,6 +18,7 @@ import dataclasses
 
 import numpy as np
 
+from gan_jax import captions
 from gan_jax import conditions
 
 
@@ -119,3 +120,41 @@ def retrieval_ranks(sample_features: np.ndarray, real_features: np.ndarray) -> n
   )
   own = np.diag(distance)
   return 1 + np.sum(distance < own[:, None], axis=1)
+
+
+def sentence_requests(table: conditions.Table, compositions) -> list[dict]:
+  """The structured requests a rule reads from complete sentences: the digit, and for each
+  named tercile the median of the class's training values inside it."""
+  text = table.text
+  requests = []
+  for c in compositions:
+    request = {conditions.LABEL: c.digit}
+    for name, code in zip(captions.ATTRIBUTES, c.codes):
+      values = table.attributes[name][table.labels == c.digit]
+      request[name] = text.terciles.middle(c.digit, name, code, values)
+    requests.append(request)
+  return requests
+
+
+def obedience(
+  compositions, held: np.ndarray, per: int, predicted: np.ndarray, codes: np.ndarray
+) -> dict:
+  """How often samples obey complete sentences: `per` samples of each composition in turn,
+  the judge's class `predicted` (n,) and measured terciles `codes` (n, 2). A sample obeys
+  when both its digit and both terciles are what it was asked for. `held` (len(compositions),)
+  marks the held-out ones; figures are means over the samples of each group."""
+  asked = np.repeat(np.array([(c.digit, *c.codes) for c in compositions]), per, axis=0)
+  group = np.repeat(held, per)
+  digit = predicted == asked[:, 0]
+  terciles = codes == asked[:, 1:]
+  obeys = digit & np.all(terciles, axis=1)
+  out = {}
+  for name, chosen in (('seen', ~group), ('held_out', group)):
+    if not np.any(chosen):
+      continue
+    out[f'obedience_{name}'] = float(np.mean(obeys[chosen]))
+    out[f'digit_accuracy_{name}'] = float(np.mean(digit[chosen]))
+    for i, attribute in enumerate(captions.ATTRIBUTES):
+      out[f'{attribute}_accuracy_{name}'] = float(np.mean(terciles[chosen, i]))
+  out['digit_accuracy'] = float(np.mean(digit))
+  return out

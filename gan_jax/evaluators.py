@@ -18,6 +18,7 @@ import os
 import jax
 import numpy as np
 
+from gan_jax import captions
 from gan_jax import classifier as classifier_lib
 from gan_jax import conditions
 from gan_jax import config_checks
@@ -111,7 +112,7 @@ class ClassifierMetrics(_Judged):
   def run(self, state, step: int) -> dict:
     del step
     images, labels = self.images(state)
-    e, num_classes = self.config.eval, self.experiment.gan.num_classes
+    e, num_classes = self.config.eval, self.experiment.num_classes
     scores = evaluate.judge_images(self.judge, images, e, self.config.data, labels, num_classes)
     return {**scores, **evaluate.provenance(self.judge, e, self.num_samples)}
 
@@ -123,7 +124,7 @@ class ClassifierMetrics(_Judged):
       f'{self.num_samples} samples vs the {self.config.eval.reference_split} split):',
     )
     if 'class_accuracy' in result:
-      classes = range(self.experiment.gan.num_classes)
+      classes = range(self.experiment.num_classes)
       per_class = ', '.join(f'{c}: {result[f"class_accuracy_{c}"]:.3f}' for c in classes)
       print(f'class accuracy per requested class: {per_class}')
     return reported
@@ -280,7 +281,8 @@ class InstanceRank(Evaluator):
 
   @classmethod
   def configured(cls, config) -> bool:
-    return bool(config.eval.get('rank_classifier_workdir', ''))
+    text = conditions.TEXT in conditions.names(config.model)
+    return bool(config.eval.get('rank_classifier_workdir', '')) and not text
 
   def run(self, state, step: int) -> dict:
     del step
@@ -310,6 +312,99 @@ class InstanceRank(Evaluator):
       f'{result["instance_rank_p90"]:g}, top-1 {result["instance_top1"]:.3f}'
     )
     return result
+
+
+@register('text')
+class TextObedience(Evaluator):
+  """Obedience to sentences (gan_jax/captions.py): `num_samples` spread over the complete
+  sentences of every (digit, thickness, slant) composition; a sample obeys when the judge
+  (`config.eval.classifier_workdir`) reads its digit and Morpho-MNIST measures the named
+  terciles (of that digit's training values). A text model reads the sentence; a structured
+  model (label, thickness, slant) gets it by rule, each tercile as the median of its training
+  values. Reported apart for the compositions seen in training and those held out
+  (`config.text.held_out`), beside the ceiling: real held-out digits
+  (`config.eval.floor_split`) judged against their own sentences. Keys prefixed `text_`."""
+
+  headline = ('text_obedience_seen', 'text_obedience_held_out', 'text_digit_accuracy')
+
+  def __init__(self, config, experiment, num_samples: int):
+    super().__init__(config, experiment, num_samples or 2250)
+    self.table = table = experiment.conditions
+    if table is None or table.text is None:
+      raise UserError('the text evaluator needs a config with a text section')
+    parts = set(table.parts)
+    if not table.has_text and not {conditions.LABEL, *captions.ATTRIBUTES} <= parts:
+      raise UserError(
+        "the text evaluator needs a model conditioned on 'text' or on ('label', 'thickness', "
+        f"'slant'), not {table.parts}"
+      )
+    self.judge = evaluate.load_judge(config.eval.classifier_workdir)
+    self.compositions = captions.all_compositions(table.num_classes)
+    held = set(table.text.held_out)
+    self.held = np.array([c in held for c in self.compositions])
+    self.per = math.ceil(self.num_samples / len(self.compositions))
+    self.ceiling = self._ceiling(config)
+
+  @classmethod
+  def configured(cls, config) -> bool:
+    return config.get('text') is not None and bool(config.eval.classifier_workdir)
+
+  def _codes(self, digits, images) -> np.ndarray:
+    measured = morpho.measure(images)
+    codes = self.table.text.terciles.codes(digits, measured).astype(np.int32)
+    blank = ~np.all([np.isfinite(measured[a]) for a in captions.ATTRIBUTES], axis=0)
+    codes[blank] = -2  # A blank image obeys no sentence.
+    return codes
+
+  def _ceiling(self, config) -> dict:
+    source = data.load(config.data.source, config.eval.floor_split, config.data)
+    images, labels = data.all_images(source)
+    codes = self._codes(labels, images)
+    predicted = np.argmax(self.judge.predict(images)[0], -1)
+    obeys = predicted == labels
+    held = captions.is_held_out(labels, codes, self.table.text.held_out)
+    return {
+      'text_ceiling_seen': float(np.mean(obeys[~held])),
+      'text_ceiling_held_out': float(np.mean(obeys[held])) if np.any(held) else float('nan'),
+    }
+
+  def run(self, state, step: int) -> dict:
+    del step
+    e, table = self.config.eval, self.table
+    if table.has_text:
+      sentences = [captions.canonical(c) for c in self.compositions]
+      condition, _ = table.text.prompt_condition(sentences, self.per, 'text evaluator')
+    else:
+      requests = control.sentence_requests(table, self.compositions)
+      condition = table.requests_condition(requests, self.per, e.sample_seed)
+    count = len(self.compositions) * self.per
+    images, _ = generation.generate_images(
+      self.experiment.gan, state, count, e.sample_seed, e.truncation, condition
+    )
+    digits = np.repeat([c.digit for c in self.compositions], self.per)
+    predicted = np.argmax(self.judge.predict(images)[0], -1)
+    result = control.obedience(
+      self.compositions, self.held, self.per, predicted, self._codes(digits, images)
+    )
+    result = {f'text_{k}': v for k, v in result.items()}
+    result.update(self.ceiling)
+    result['text_num_samples'] = count
+    return result
+
+  def report(self, state, step: int) -> dict:
+    r = self.run(state, step)
+    print(
+      f'sentences at step {step} ({r["text_num_samples"]} samples, {len(self.compositions)} '
+      f'complete sentences, {int(self.held.sum())} held out; judge {self.judge.name}):'
+    )
+    for group in ('seen', 'held_out'):
+      print(
+        f'  {group}: obedience {r[f"text_obedience_{group}"]:.3f} (ceiling '
+        f'{r[f"text_ceiling_{group}"]:.3f}), digit {r[f"text_digit_accuracy_{group}"]:.3f}, '
+        f'thickness {r[f"text_thickness_accuracy_{group}"]:.3f}, '
+        f'slant {r[f"text_slant_accuracy_{group}"]:.3f}'
+      )
+    return r
 
 
 @register('test_accuracy')

@@ -18,6 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from gan_jax import captions
 from gan_jax import checkpoint
 from gan_jax import classifier
 from gan_jax import conditions as conditions_lib
@@ -69,8 +70,10 @@ def setup(config, workdir: str, make_experiment=None, batch_size: int | None = N
   log = print if jax.process_index() == 0 else (lambda *_: None)
   per_device = config.train.batch_size // max(1, jax.device_count())
   slices = hardware_lib.conv_batch_slices_for(hardware or hardware_lib.default_config(), per_device)
-  table = condition_table(config, source, log)
+  table = condition_table(config, source, log, workdir)
   if table is not None:
+    if table.text is not None:  # Digits of held-out compositions are not trained on.
+      source = conditions_lib.Subset(source, table.text.kept)
     source = conditions_lib.ConditionedSource(source, table)
   run = Run(config, os.path.abspath(workdir), mesh, source, log, slices, table)
   experiment = (make_experiment or experiment_for(config))(run)
@@ -78,21 +81,28 @@ def setup(config, workdir: str, make_experiment=None, batch_size: int | None = N
   return run, experiment, abstract, sharding.state_sharding(mesh, abstract)
 
 
-def condition_table(config, source, log) -> conditions_lib.Table | None:
-  """The training rows' conditions of a GAN conditioned on more than a label, else None:
-  morphometrics measured (and cached) once per data set, features from a classifier workdir
-  or an .npy file."""
+def condition_table(config, source, log, workdir: str = '') -> conditions_lib.Table | None:
+  """The training rows' conditions of a GAN conditioned on more than a label, or with a
+  `config.text` section, else None: morphometrics measured (and cached) once per data set,
+  features from a classifier workdir or an .npy file, captions in the vocabulary saved in
+  `workdir` (else the grammar's)."""
   if config.experiment != 'gan':
     return None
   parts = conditions_lib.names(config.model)
-  if not conditions_lib.vector_names(parts):
+  text_config = config.get('text')
+  if not conditions_lib.vector_names(parts) and text_config is None:
     return None
   config_checks.check_data_fits(config, source.image_shape, source.num_classes)
   images, labels = data.all_images(source)
   features = None
   if conditions_lib.FEATURES in parts:
     features = load_features(config.model.features, images)
-  return conditions_lib.build_table(parts, images, labels, source.num_classes, features, log)
+  vocabulary = None
+  if text_config is not None and os.path.isfile(os.path.join(workdir, captions.Vocabulary.FILE)):
+    vocabulary = captions.Vocabulary.load(workdir)
+  return conditions_lib.build_table(
+    parts, images, labels, source.num_classes, features, log, text_config, vocabulary
+  )
 
 
 def load_features(where: str, images) -> np.ndarray:

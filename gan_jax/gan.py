@@ -78,6 +78,14 @@ class GAN:
   vector_size: int = 0
   regression_weight: float = 0.0
   modulate: bool = False  # The vector also modulates G's batch norms (FiLM; dcgan only).
+  # Text conditioning (gan_jax/models/text.py): words per sentence (0 = none). D also learns
+  # to call a real image fake beside a sentence that contradicts it, weighted so.
+  text_words: int = 0
+  mismatch_weight: float = 0.0
+  # > 0: D also classifies each image's digit and thickness and slant terciles (TAC-GAN,
+  # Dash et al. 2017), fitted on real digits; G pays this x the error on what its sentence names.
+  text_aux_weight: float = 0.0
+  text_classes: int = 0  # The digits a sentence may name.
 
   def apply_generator(self, params, stats, z, condition, train: bool):
     """(float32 images, new_stats); batch-norm statistics update only when `train`.
@@ -88,6 +96,8 @@ class GAN:
     if vector is not None:  # The condition vector joins the noise.
       z = jnp.concatenate([z, vector.astype(z.dtype)], axis=-1)
       extra = {'modulation': cast(vector)} if self.modulate else {}
+    if self.text_words:  # G's own encoder reads the sentence.
+      extra = {'text': conditions.text_of(condition)}
     variables = {'params': cast(params), **stats}
     with hardware.conv_batch_slices(self.conv_batch_slices):
       if not train:
@@ -104,6 +114,8 @@ class GAN:
     cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
     variables = {'params': cast(params), **stats}
     extra = {} if vector is None else {'vector': cast(vector)}
+    if self.text_words:
+      extra = {'text': conditions.text_of(condition)}
     with hardware.conv_batch_slices(self.conv_batch_slices):
       if train and stats:
         out, new_stats = self.discriminator.apply(
@@ -117,7 +129,7 @@ class GAN:
     if self.regression_weight and vector is not None:
       out, predicted = out[:, : -self.vector_size], out[:, -self.vector_size :]
       out = out if self.acgan_weight else out[:, 0]
-    if self.acgan_weight:
+    if self.acgan_weight or self.text_aux_weight:
       return Judgement(out[:, 0], out[:, 1:], stats, predicted)
     return Judgement(out, None, stats, predicted)
 
@@ -152,6 +164,8 @@ class GAN:
       z = jnp.concatenate([z, vector], axis=-1)
       d_extra = {'vector': vector}
       g_extra = {'modulation': vector} if self.modulate else {}
+    if self.text_words:
+      d_extra = g_extra = {'text': jnp.zeros((2, self.text_words), jnp.int32)}
     g_vars = dict(self.generator.init(g_rng, z, labels, train=False, **g_extra))
     d_vars = dict(
       self.discriminator.init(
@@ -245,8 +259,18 @@ def train_step(
   real_cond = batch['label'] if gan.num_classes else None
   if gan.vector_size:
     real_cond = conditions.Condition(real_cond, batch['condition'])
+  mismatched = None
+  if gan.text_words:
+    text_key = jax.random.fold_in(jax.random.fold_in(key, state.step), 1)
+    real_cond, mismatched = _sentences(batch, text_key)
+    mismatched = mismatched if gan.mismatch_weight else None
   gamma_scale = gan.gamma_scale_at(state.step)
-  d = discriminator_update(gan, state, real, real_cond, rngs, penalize, gamma_scale)
+  truth = None
+  if gan.text_aux_weight:
+    truth = jnp.concatenate([batch['label'][:, None], batch['codes'].astype(jnp.int32)], axis=-1)
+  d = discriminator_update(
+    gan, state, real, real_cond, rngs, penalize, gamma_scale, mismatched, truth
+  )
   g = generator_update(gan, state, d.params, d.stats, real, real_cond, rngs)
   decay = gan.ema_decay_at(state.step)
   ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g.params)
@@ -276,6 +300,46 @@ def train_step(
   return new_state, metrics
 
 
+class Mismatched(NamedTuple):
+  """Sentences of other digits in the batch, and which of them contradict their new image."""
+
+  condition: conditions.Condition
+  contradicts: jax.Array  # (B,) bool
+
+
+def _sentences(batch, rng) -> tuple[conditions.Condition, Mismatched]:
+  """Each real digit's sentence, one of its captions (batch['text'], (B, K, L)) drawn at
+  random, and a mismatched sentence: another digit's, which contradicts this digit when it
+  names another digit or a tercile this one is not in (batch['named'], batch['codes'])."""
+  pick_rng, order_rng = jax.random.split(rng)
+  b, k = batch['text'].shape[:2]
+  pick = jax.random.randint(pick_rng, (b,), 0, k)
+  rows = jnp.arange(b)
+  text, named = batch['text'][rows, pick], batch['named'][rows, pick]
+  order = jax.random.permutation(order_rng, b)
+  other_named = named[order].astype(jnp.int32)
+  codes = batch['codes'].astype(jnp.int32)
+  contradicts = (batch['label'][order] != batch['label']) | jnp.any(
+    (other_named >= 0) & (other_named != codes), axis=-1
+  )
+  said = jnp.concatenate([batch['label'][:, None], named.astype(jnp.int32)], axis=-1)
+  real = conditions.Condition(None, None, text, said)
+  return real, Mismatched(conditions.Condition(None, None, text[order], said[order]), contradicts)
+
+
+def text_aux_loss(logits, targets, num_classes: int):
+  """The auxiliary classifier's loss: cross-entropy of the digit (`num_classes` logits) and of
+  the thickness and slant terciles (3 each), each averaged over the examples whose target is
+  not -1 ("any"), summed over the three."""
+  total = 0.0
+  heads = jnp.split(logits, [num_classes, num_classes + 3], axis=-1)
+  for head, target in zip(heads, targets.T):
+    known = (target >= 0).astype(jnp.float32)
+    each = optax.softmax_cross_entropy_with_integer_labels(head, jnp.maximum(target, 0))
+    total += jnp.sum(each * known) / jnp.maximum(jnp.sum(known), 1.0)
+  return total
+
+
 def _fake_condition(gan: GAN, sampled, real_cond, rng):
   """The fakes' condition. A paired (relativistic) loss compares each fake with the real
   example beside it, so conditional fakes take the real conditions (as R3GAN does). Label-only
@@ -283,9 +347,9 @@ def _fake_condition(gan: GAN, sampled, real_cond, rng):
   real batch in a random order, so a digit's label and attributes stay together."""
   if gan.loss.paired and real_cond is not None:
     return real_cond
-  if not gan.vector_size:
+  if not gan.vector_size and not gan.text_words:
     return sampled
-  order = jax.random.permutation(rng, real_cond.vector.shape[0])
+  order = jax.random.permutation(rng, jax.tree.leaves(real_cond)[0].shape[0])
   return jax.tree.map(lambda x: x[order], real_cond)
 
 
@@ -308,16 +372,29 @@ def _lazily(gan: GAN, step, penalize, weight, penalty):
 
 
 def discriminator_update(
-  gan: GAN, state: GANState, real, real_cond, rngs, penalize, gamma_scale
+  gan: GAN,
+  state: GANState,
+  real,
+  real_cond,
+  rngs,
+  penalize,
+  gamma_scale,
+  mismatched=None,
+  truth=None,
 ) -> DiscriminatorUpdate:
   """D's step on real vs. fakes from the current G (a constant here), in one D call, with its
-  penalties (R1/R2 weighted by `gamma_scale`). Uses `rngs[0..2]`."""
+  penalties (R1/R2 weighted by `gamma_scale`) and, for text, real images beside `mismatched`
+  sentences in the same call, and the real digits' `truth` (B, 3: digit, thickness and slant
+  terciles) for the auxiliary classifier. Uses `rngs[0..2]`."""
   z, fake_cond = gan.sample_noise(rngs[0], real.shape[0])
   fake_cond = _fake_condition(gan, fake_cond, real_cond, jax.random.fold_in(rngs[0], 1))
   fake, _ = gan.apply_generator(state.g_params, state.g_stats, z, fake_cond, train=True)
   fake = jax.lax.stop_gradient(fake)
   both = jnp.concatenate([real, fake])
   both_cond = _concat(real_cond, fake_cond)
+  if mismatched is not None:  # Real images beside contradicting sentences, a third part.
+    both = jnp.concatenate([both, real])
+    both_cond = _concat(both_cond, mismatched.condition)
   # With PacGAN's packing (unconditional only) D and its penalties see packs of examples;
   # the batch halves are packed apart, as the packs never mix real and fake examples.
   pack = gan.pack_images
@@ -327,10 +404,24 @@ def discriminator_update(
     logits, class_logits, d_stats, predicted = gan.discriminate(
       d_params, state.d_stats, pack(gan.augment(both, rngs[1])), both_cond, train=True
     )
-    real_logits, fake_logits = jnp.split(logits, 2)
+    if mismatched is not None:
+      real_logits, fake_logits, mismatched_logits = jnp.split(logits, 3)
+    else:
+      real_logits, fake_logits = jnp.split(logits, 2)
     d_of = lambda x: gan.discriminate(d_params, d_stats, x, real_cond, train=False)[0]
     d_of_fake = lambda x: gan.discriminate(d_params, d_stats, x, fake_cond, train=False)[0]
     terms = {}  # name -> (weight, value)
+    if gan.text_aux_weight:  # Fitted on real digits, whose digit and terciles are all known.
+      real_class_logits = class_logits[: real.shape[0]]
+      terms['d_text_aux'] = (
+        gan.text_aux_weight,
+        text_aux_loss(real_class_logits, truth, gan.text_classes),
+      )
+    if mismatched is not None:
+      terms['d_mismatch'] = (
+        gan.mismatch_weight,
+        losses.mismatch(gan.loss, real_logits, mismatched_logits, mismatched.contradicts),
+      )
     if gan.acgan_weight:
       terms['d_class_loss'] = (
         gan.acgan_weight,
@@ -396,6 +487,9 @@ def generator_update(
     if gan.acgan_weight:
       loss += gan.acgan_weight * _class_loss(class_logits, conditions.split(fake_cond)[0])
     terms = {}
+    if gan.text_aux_weight:  # What the fake's sentence names, and nothing it leaves open.
+      terms['g_text_aux'] = text_aux_loss(class_logits, fake_cond.named, gan.text_classes)
+      loss += gan.text_aux_weight * terms['g_text_aux']
     if predicted is not None:  # How far D reads the fakes' attributes from what they were asked.
       terms['g_regression'] = _regression_loss(predicted, fake_cond.vector)
       loss += gan.regression_weight * terms['g_regression']

@@ -2,12 +2,14 @@
 
 import optax
 
+from gan_jax import captions
 from gan_jax import conditions
 from gan_jax import config_checks
 from gan_jax import gan as gan_lib
 from gan_jax import losses
 from gan_jax import models
 from gan_jax.models import layers
+from gan_jax.models import text as text_models
 
 
 def make_optimizer(optim_config, schedule) -> optax.GradientTransformation:
@@ -42,10 +44,16 @@ def model_options(model_config, name: str, role: str = 'generator') -> dict:
 
 
 def build(
-  config, image_shape, num_classes: int, conv_batch_slices: int = 1, vector_size: int = 0
+  config,
+  image_shape,
+  num_classes: int,
+  conv_batch_slices: int = 1,
+  vector_size: int = 0,
+  vocabulary_size: int = 0,
 ) -> gan_lib.GAN:
   """The GAN a (checked) config describes, for images of `image_shape`, data with
-  `num_classes` classes and a condition vector of `vector_size` columns (conditions.Table);
+  `num_classes` classes, a condition vector of `vector_size` columns (conditions.Table) and,
+  conditioned on text, sentences of a `vocabulary_size`-word vocabulary;
   `conv_batch_slices` comes from the hardware layer (gan_jax/hardware.py) and changes speed,
   not results."""
   config_checks.check(config)
@@ -57,24 +65,45 @@ def build(
   regression = (
     loss.get('regression_weight', 1.0) if vector_size and vector_judge == 'regression' else 0.0
   )
-  d_extra = {'vector_conditioning': vector_judge} if vector_size else {}
+  text = conditions.TEXT in conditions.names(m)
+  d_extra = {'vector_conditioning': vector_judge} if vector_size or text else {}
+  text_aux = loss.get('text_aux_weight', 0.0) if text else 0.0
+  d_classes, d_conditioning = classes, m.conditioning
+  if text_aux:  # Logits of the digit, then of the thickness and slant terciles.
+    d_classes, d_conditioning = num_classes + 2 * 3, 'acgan'
+
+  generator = models.generator(
+    m.generator,
+    image_shape=tuple(image_shape),
+    width=m.g_width,
+    num_classes=classes,
+    **model_options(m, m.generator),
+  )
+  discriminator = models.discriminator(
+    m.discriminator,
+    width=m.d_width,
+    num_classes=d_classes,
+    conditioning=d_conditioning,
+    spectral_norm=m.spectral_norm,
+    **d_extra,
+    **model_options(m, m.discriminator, 'discriminator'),
+  )
+  if text:  # G and D each read the sentence with an encoder of their own.
+    encoder = lambda: text_models.TextEncoder(
+      vocabulary_size=vocabulary_size,
+      max_words=captions.MAX_WORDS,
+      width=config.text.encoder_width,
+      depth=config.text.encoder_depth,
+      heads=config.text.encoder_heads,
+      features=config.text.encoder_features,
+    )
+    generator = text_models.TextGenerator(
+      encoder(), generator, modulate=m.get('vector_modulation', False)
+    )
+    discriminator = text_models.TextDiscriminator(encoder(), discriminator)
   return gan_lib.GAN(
-    generator=models.generator(
-      m.generator,
-      image_shape=tuple(image_shape),
-      width=m.g_width,
-      num_classes=classes,
-      **model_options(m, m.generator),
-    ),
-    discriminator=models.discriminator(
-      m.discriminator,
-      width=m.d_width,
-      num_classes=classes,
-      conditioning=m.conditioning,
-      spectral_norm=m.spectral_norm,
-      **d_extra,
-      **model_options(m, m.discriminator, 'discriminator'),
-    ),
+    generator=generator,
+    discriminator=discriminator,
     g_tx=make_optimizer(config.optim.g, config.schedule),
     d_tx=make_optimizer(config.optim.d, config.schedule),
     loss=losses.get(loss.name),
@@ -99,4 +128,8 @@ def build(
     vector_size=vector_size,
     regression_weight=regression,
     modulate=bool(vector_size) and m.get('vector_modulation', False),
+    text_words=captions.MAX_WORDS if text else 0,
+    mismatch_weight=loss.get('mismatch_weight', 0.0) if text else 0.0,
+    text_aux_weight=text_aux,
+    text_classes=num_classes if text else 0,
   )

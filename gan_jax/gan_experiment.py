@@ -8,6 +8,7 @@ import functools
 import jax
 import numpy as np
 
+from gan_jax import captions
 from gan_jax import conditions
 from gan_jax import gan as gan_lib
 from gan_jax import gan_builder
@@ -27,23 +28,38 @@ class Experiment:
   def __init__(self, run):
     self.config = run.config
     self.conditions = run.conditions
-    vector_size = run.conditions.vector_size if run.conditions else 0
+    table = run.conditions
+    vector_size = table.vector_size if table else 0
+    words = len(table.text.vocabulary) if table is not None and table.has_text else 0
     self.gan = gan_builder.build(
       run.config,
       run.source.image_shape,
       run.source.num_classes,
       run.conv_batch_slices,
       vector_size,
+      words,
     )
     self.train_step = functools.partial(gan_lib.train_step, self.gan)
     self.init = self.gan.init
     if self.gan.penalty_every > 1:  # Two compiled steps, with and without the penalties.
       self.step_options = lambda step: {'penalize': self.gan.penalty_due(step)}
     self.sample_z, self.sample_labels = generation.fixed_noise(self.gan, run.config)
+    if words:  # A text model's grid has a row per digit too.
+      count = len(self.sample_z)
+      self.sample_labels = (np.arange(count) * run.source.num_classes) // count
     if self.conditions is not None:  # Whole training rows of each grid row's class.
       self.sample_labels = self.conditions_for(
         len(self.sample_z), self.sample_labels, run.config.eval.grid_seed
       )
+
+  @property
+  def has_text(self) -> bool:
+    return self.conditions is not None and self.conditions.has_text
+
+  @property
+  def num_classes(self) -> int:
+    """The classes samples are asked for: the label's, or the digits sentences name."""
+    return self.gan.num_classes or (self.conditions.num_classes if self.has_text else 0)
 
   def conditions_for(self, count: int, labels, seed: int):
     """The Condition of `count` samples of these labels (None: any class): each takes a
@@ -66,12 +82,25 @@ class Experiment:
     class's training digits), one noise vector per block."""
     del step
     images = generation.ema_images(self.gan, state, self.sample_z, self.sample_labels)
-    classes = self.gan.num_classes
+    classes = self.num_classes
     rows = classes if classes and len(images) % classes == 0 else None
     out = {'samples': pictures.grid(images, rows)}
     if self.conditions is not None and self.conditions.conditioned_attributes:
       out['sweep'] = self.sweep_grid(state)
+    if self.has_text:
+      out['sentences'] = self.sentence_grid(state)
     return out
+
+  def sentence_grid(self, state, per_row: int = 10) -> np.ndarray:
+    """One row per sentence of `sentence_grid_prompts`: held-out compositions first."""
+    sentences = sentence_grid_prompts(self.conditions.text)
+    condition, _ = self.conditions.text.prompt_condition(sentences, per_row, 'grid')
+    z = jax.random.normal(
+      jax.random.key(self.config.eval.grid_seed + 2),
+      (len(sentences) * per_row, self.gan.latent_dim),
+    )
+    images = generation.ema_images(self.gan, state, z, condition)
+    return pictures.grid(images, rows=len(sentences))
 
   def sweep_grid(self, state) -> np.ndarray:
     table = self.conditions
@@ -92,8 +121,21 @@ class Experiment:
     training row of its class."""
     if self.conditions is None:
       return generation.generate_images(self.gan, state, num, seed, truncation)
-    classes = self.gan.num_classes
+    classes = self.num_classes
     labels = np.arange(num, dtype=np.int32) % classes if classes else None
     condition = self.conditions_for(num, labels, seed)
     images, _ = generation.generate_images(self.gan, state, num, seed, truncation, condition)
+    if self.has_text:  # Each sentence names its digit.
+      return images, np.asarray(labels, np.int32)
     return images, condition.label
+
+
+def sentence_grid_prompts(text) -> list[str]:
+  """The sentences of a text model's grid: each held-out composition, then the same digit with
+  the other value of one attribute, and a digit named alone."""
+  sentences = []
+  for named in text.held_out:
+    sentences.append(captions.canonical(named))
+    other = 0 if named.thickness else 2
+    sentences.append(captions.canonical(named._replace(thickness=other)))
+  return sentences + [captions.canonical(captions.Named(7))]

@@ -18,6 +18,9 @@ class GANLoss(NamedTuple):
   d: Callable[[jax.Array, jax.Array], jax.Array]
   g: Callable[[jax.Array | None, jax.Array], jax.Array]
   paired: bool = False  # g needs D(real), paired example by example with D(fake).
+  # D's loss on each example it must call fake, (B,), given the real logits it is paired with
+  # (read by paired losses only): the matching-aware loss's penalty on mismatched pairs.
+  d_fake_each: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
 
 def _ns_d(real, fake):
@@ -63,12 +66,25 @@ def _rpgan_g(real, fake):
 
 
 LOSSES = {
-  'non_saturating': GANLoss(_ns_d, _ns_g),
-  'hinge': GANLoss(_hinge_d, _mean_negative),
-  'wasserstein': GANLoss(_wasserstein_d, _mean_negative),
-  'least_squares': GANLoss(_lsgan_d, _lsgan_g),
-  'rpgan': GANLoss(_rpgan_d, _rpgan_g, paired=True),
+  'non_saturating': GANLoss(_ns_d, _ns_g, d_fake_each=lambda real, fake: jax.nn.softplus(fake)),
+  'hinge': GANLoss(
+    _hinge_d, _mean_negative, d_fake_each=lambda real, fake: jax.nn.relu(1.0 + fake)
+  ),
+  'wasserstein': GANLoss(_wasserstein_d, _mean_negative, d_fake_each=lambda real, fake: fake),
+  'least_squares': GANLoss(_lsgan_d, _lsgan_g, d_fake_each=lambda real, fake: 0.5 * fake**2),
+  'rpgan': GANLoss(
+    _rpgan_d, _rpgan_g, paired=True, d_fake_each=lambda real, fake: jax.nn.softplus(fake - real)
+  ),
 }
+
+
+def mismatch(loss: GANLoss, real_logits, mismatched_logits, contradicts) -> jax.Array:
+  """The matching-aware term (Reed et al. 2016): D calls a real image paired with a sentence
+  that contradicts it fake. Averaged over the pairs that do contradict (`contradicts`, (B,)
+  bool); 0 when none does."""
+  each = loss.d_fake_each(real_logits, mismatched_logits)
+  weight = contradicts.astype(each.dtype)
+  return jnp.sum(each * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
 def get(name: str) -> GANLoss:

@@ -20,16 +20,18 @@ def run(
   num_samples: int = 64,
   sample_seed: int = 0,
   truncation: float = 0.0,
-  request: tuple[str, str, str] = ('', '', ''),
+  request: tuple[str, ...] = ('', '', '', '', ''),
   coordinator_address=None,
   num_processes=None,
   process_id=None,
 ):
   """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`, on the
   `hardware` settings (gan_jax/hardware.py; None: its defaults). `request` is --mode=sample's
-  (condition, conditions_file, like)."""
+  (condition, conditions_file, like, prompt, prompts_file)."""
   if mode != 'sample' and any(request):
-    raise UserError('--condition, --conditions_file and --like are for --mode=sample')
+    raise UserError(
+      '--condition, --conditions_file, --like, --prompt and --prompts_file are for --mode=sample'
+    )
   hardware = hardware or hardware_lib.default_config()
   config_checks.check_hardware(hardware)
   hardware_lib.use_cpu_devices(hardware.cpu_devices)  # Before anything starts JAX's backends.

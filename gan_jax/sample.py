@@ -6,6 +6,8 @@ rows' attributes. A request draws to order (gan_jax/conditions.py):
   --conditions_file=FILE                          one request per line ('#' comments)
   --like=PATH                                     an image, a folder of images, or an .npy of
                                                   feature vectors (models conditioned on features)
+  --prompt='a thick seven leaning right'          a sentence (models conditioned on text,
+  --prompts_file=FILE                             gan_jax/captions.py); one per line
 `--num_samples` images per request. A part a request leaves out comes from the training rows
 nearest to what it names (conditions.Table.draw_rows).
 """
@@ -19,6 +21,7 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from gan_jax import captions
 from gan_jax import conditions as conditions_lib
 from gan_jax import data
 from gan_jax import experiment as experiment_lib
@@ -36,6 +39,12 @@ class Request:
   condition: str = ''
   conditions_file: str = ''
   like: str = ''
+  prompt: str = ''
+  prompts_file: str = ''
+
+  @property
+  def sentences(self) -> bool:
+    return bool(self.prompt or self.prompts_file)
 
   @property
   def given(self) -> list[str]:
@@ -70,18 +79,49 @@ def _request_table(experiment) -> conditions_lib.Table:
   raise UserError('this model is unconditional (config.model.condition)')
 
 
-def read_conditions_file(table, path: str) -> list[dict]:
+def _lines(flag: str, path: str) -> list[tuple[int, str]]:
+  """(line number, text) of a request file's non-blank lines, '#' comments removed."""
   if not os.path.isfile(path):
-    raise UserError(f'--conditions_file: no file {path!r}')
-  requests = []
+    raise UserError(f'{flag}: no file {path!r}')
   with open(path) as f:
-    for number, line in enumerate(f, 1):
-      text = line.split('#', 1)[0].strip()
-      if text:
-        requests.append(table.parse_request(text, f'--conditions_file {path}, line {number}'))
-  if not requests:
-    raise UserError(f'--conditions_file: {path!r} holds no requests')
-  return requests
+    lines = [(n, line.split('#', 1)[0].strip()) for n, line in enumerate(f, 1)]
+  lines = [(n, text) for n, text in lines if text]
+  if not lines:
+    raise UserError(f'{flag}: {path!r} holds no requests')
+  return lines
+
+
+def read_conditions_file(table, path: str) -> list[dict]:
+  return [
+    table.parse_request(text, f'--conditions_file {path}, line {n}')
+    for n, text in _lines('--conditions_file', path)
+  ]
+
+
+def _sentence_plan(experiment, request: Request, num_samples: int) -> Plan:
+  """--prompt / --prompts_file: each sentence read by rule (a bad one fails here), then by the
+  model's encoders."""
+  table = experiment.conditions
+  if table is None or not table.has_text:
+    raise UserError(
+      f'{request.given[0]}: this model is not text-conditioned (config.model.condition has no '
+      "'text'; see configs/mnist_text.py)"
+    )
+  if request.prompt:
+    sentences, wheres = [request.prompt], ['--prompt']
+  else:
+    lines = _lines('--prompts_file', request.prompts_file)
+    sentences = [text for _, text in lines]
+    wheres = [f'--prompts_file {request.prompts_file}, line {n}' for n, _ in lines]
+  named = [captions.parse(s, w, table.text.vocabulary.words) for s, w in zip(sentences, wheres)]
+  condition, _ = table.text.prompt_condition(sentences, num_samples)
+  per_image = lambda values: np.repeat(values, num_samples)
+  arrays = {
+    'prompt': per_image(np.array([' '.join(s.split()) for s in sentences], dtype=np.str_)),
+    'labels': per_image(np.array([n.digit for n in named], np.int32)),
+    'request_index': per_image(np.arange(len(sentences))),
+  }
+  return Plan(condition, num_samples, len(sentences), arrays, _hash(sentences))
 
 
 def _like_features(config, experiment, path: str):
@@ -113,14 +153,20 @@ def _like_features(config, experiment, path: str):
 
 def plan(config, experiment, num_samples: int, seed: int, request: Request) -> Plan:
   """What to generate for `request` (or without one); every bad request fails here."""
-  gan = experiment.gan
   if not request.given:
-    labels = np.arange(num_samples, dtype=np.int32) % gan.num_classes if gan.num_classes else None
+    classes = experiment.num_classes
+    labels = np.arange(num_samples, dtype=np.int32) % classes if classes else None
     if experiment.conditions is None:
       return Plan(labels, num_samples, 0, {} if labels is None else {'labels': labels}, '')
     condition = experiment.conditions_for(num_samples, labels, seed)
     arrays = _condition_arrays(experiment.conditions, condition)
+    if experiment.has_text:  # Each image takes a training caption of its digit.
+      vocabulary = experiment.conditions.text.vocabulary
+      arrays['labels'] = labels
+      arrays['prompt'] = np.array([vocabulary.decode(t) for t in condition.text], dtype=np.str_)
     return Plan(condition, num_samples, 0, arrays, '')
+  if request.sentences:
+    return _sentence_plan(experiment, request, num_samples)
   table = _request_table(experiment)
   if request.like:
     features, real = _like_features(config, experiment, request.like)
@@ -168,10 +214,11 @@ def write_samples(
   checkpoint; returns the folder.
 
   The folder holds one PNG per image, `samples.npz` (uint8 `images`; `labels` for models
-  conditioned on the label; per image the request's attributes by name, `request_index`, and
-  `like_index` for --like), `grid.png` (one row per class, or per request) and, for models
-  without a condition vector and no request, `interpolation.png` (a slerp between two noise
-  vectors). The folder's name carries a short hash of the request.
+  conditioned on the label or a sentence; per image the request's attributes by name,
+  `request_index`, `like_index` for --like, and `prompt`, a fixed-width unicode array, for
+  sentences), `grid.png` (one row per class, or per request) and, for models without a
+  condition vector and no request, `interpolation.png` (a slerp between two noise vectors).
+  The folder's name carries a short hash of the request.
   """
   request = request or Request()
   if num_samples <= 0:
@@ -180,6 +227,11 @@ def write_samples(
     raise UserError(f'--truncation must be >= 0 (0 = off), got {truncation}')
   if len(request.given) > 1:
     raise UserError(f'give one of {", ".join(request.given)}, not several')
+  if request.sentences and conditions_lib.TEXT not in conditions_lib.names(config.model):
+    raise UserError(
+      f'{request.given[0]}: this model is not text-conditioned (config.model.condition has no '
+      "'text'; see configs/mnist_text.py)"
+    )
   if request.given and not conditions_lib.names(config.model):
     raise UserError(f'{request.given[0]}: this model is unconditional (config.model.condition)')
   experiment, step, state = experiment_lib.restore_for_inference(config, workdir, hardware=hardware)
@@ -208,7 +260,7 @@ def write_samples(
   arrays = {'images': images, 'step': np.int64(step), 'seed': np.int64(seed), **todo.arrays}
   np.savez(os.path.join(tmp_dir, 'samples.npz'), **arrays)
   pictures.save_png(os.path.join(tmp_dir, 'grid.png'), _grid(gan, todo, images))
-  if gan.vector_size == 0 and not todo.rows:
+  if gan.vector_size == 0 and not gan.text_words and not todo.rows:
     pictures.save_png(
       os.path.join(tmp_dir, 'interpolation.png'),
       generation.interpolation_strip(gan, state, strip_rng, truncation=truncation),
@@ -226,6 +278,7 @@ def _grid(gan, todo: Plan, images) -> np.ndarray:
     return pictures.grid(rows.reshape(-1, *images.shape[1:]), rows=todo.rows)
   labels = todo.arrays.get('labels')
   if labels is not None:
-    by_class, _ = generation.class_rows(images, labels, gan.num_classes)
-    return pictures.grid(by_class, rows=gan.num_classes)
+    classes = gan.num_classes or int(labels.max()) + 1  # A text model's digits.
+    by_class, _ = generation.class_rows(images, labels, classes)
+    return pictures.grid(by_class, rows=classes)
   return pictures.grid(images[:256])

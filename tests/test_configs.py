@@ -49,6 +49,8 @@ def test_every_config_is_covered():
     'stacked_mnist_r3gan',
     'mnist_attributes',
     'mnist_instance',
+    'mnist_text',
+    'mnist_text_rule',
   } <= set(CONFIGS)
 
 
