@@ -17,7 +17,7 @@ def softplus(x):
 
 
 def test_non_saturating():
-  d, g, _ = losses.get('non_saturating')
+  d, g, *_ = losses.get('non_saturating')
   # -log sigmoid(r) = softplus(-r); -log(1 - sigmoid(f)) = softplus(f).
   want_d = (softplus(-2.0) + softplus(1.0)) / 2 + (softplus(0.5) + softplus(-3.0)) / 2
   assert float(d(REAL, FAKE)) == pytest.approx(want_d, rel=1e-6)
@@ -25,33 +25,33 @@ def test_non_saturating():
 
 
 def test_hinge():
-  d, g, _ = losses.get('hinge')
+  d, g, *_ = losses.get('hinge')
   # relu(1 - r): [0, 2] -> 1; relu(1 + f): [1.5, 0] -> 0.75.
   assert float(d(REAL, FAKE)) == pytest.approx(1.0 + 0.75)
   assert float(g(REAL, FAKE)) == pytest.approx(1.25)
 
 
 def test_wasserstein():
-  d, g, _ = losses.get('wasserstein')
+  d, g, *_ = losses.get('wasserstein')
   assert float(d(REAL, FAKE)) == pytest.approx(-1.25 - 0.5)
   assert float(g(REAL, FAKE)) == pytest.approx(1.25)
 
 
 def test_least_squares():
-  d, g, _ = losses.get('least_squares')
+  d, g, *_ = losses.get('least_squares')
   # 0.5 * (mean((r-1)^2) + mean(f^2)) = 0.5 * ((1 + 4)/2 + (0.25 + 9)/2).
   assert float(d(REAL, FAKE)) == pytest.approx(0.5 * (2.5 + 4.625))
   assert float(g(REAL, FAKE)) == pytest.approx(0.5 * (0.25 + 16.0) / 2)
 
 
 def test_non_saturating_is_stable_for_large_logits():
-  d, g, _ = losses.get('non_saturating')
+  d, g, *_ = losses.get('non_saturating')
   big = jnp.array([1e4, -1e4])
   assert jnp.isfinite(d(big, -big)) and jnp.isfinite(g(-big, big))
 
 
 def test_rpgan_against_hand_values():
-  d, g, paired = losses.get('rpgan')
+  d, g, paired, _ = losses.get('rpgan')
   assert paired
   # D: mean softplus(-(r - f)) over the pairs (2 - 0.5, -1 + 3) = (1.5, 2).
   assert float(d(REAL, FAKE)) == pytest.approx((softplus(-1.5) + softplus(-2.0)) / 2, rel=1e-6)
@@ -60,7 +60,7 @@ def test_rpgan_against_hand_values():
 
 
 def test_rpgan_depends_only_on_the_paired_differences():
-  d, g, _ = losses.get('rpgan')
+  d, g, *_ = losses.get('rpgan')
   shift = 7.0  # Adding one constant to every logit changes nothing: the loss is relative.
   assert float(d(REAL + shift, FAKE + shift)) == pytest.approx(float(d(REAL, FAKE)), rel=1e-6)
   assert float(g(REAL + shift, FAKE + shift)) == pytest.approx(float(g(REAL, FAKE)), rel=1e-6)
