@@ -22,6 +22,12 @@ def load_config(name: str, variant: str | None = 'smoke'):
   return importlib.import_module(f'configs.{name}').get_config(variant)
 
 
+def generated(workdir) -> set:
+  """The folders --mode=sample has written in `workdir`."""
+  folder = os.path.join(workdir, 'generated')
+  return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+
+
 @pytest.fixture
 def smoke_config():
   return load_config('mnist_dcgan')

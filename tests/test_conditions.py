@@ -19,6 +19,7 @@ from gan_jax import gan_builder
 from gan_jax import main
 from gan_jax.errors import UserError
 from tests.conftest import ROOT
+from tests.conftest import generated
 from tests.conftest import load_config
 from tests.test_launch import launch
 
@@ -180,11 +181,6 @@ def attributes_run(tmp_path_factory):
   config = load_config('mnist_attributes')
   main.run(config, workdir)
   return config, workdir
-
-
-def generated(workdir) -> set:
-  folder = os.path.join(workdir, 'generated')
-  return set(os.listdir(folder)) if os.path.isdir(folder) else set()
 
 
 def test_smoke_attributes_run_judges_control_and_sweeps(attributes_run):

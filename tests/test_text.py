@@ -22,6 +22,7 @@ from gan_jax import losses
 from gan_jax import main
 from gan_jax.errors import UserError
 from gan_jax.models import text as text_models
+from tests.conftest import generated
 from tests.conftest import load_config
 from tests.test_launch import launch
 
@@ -261,11 +262,6 @@ def text_run(tmp_path_factory):
   config.eval.classifier_workdir = judge
   main.run(config, workdir)
   return config, workdir
-
-
-def generated(workdir) -> set:
-  folder = os.path.join(workdir, 'generated')
-  return set(os.listdir(folder)) if os.path.isdir(folder) else set()
 
 
 def test_smoke_text_run_trains_judges_and_keeps_its_vocabulary(text_run):
