@@ -198,12 +198,8 @@ class Terciles(NamedTuple):
     training `values` (of that class) that fall in it."""
     i = ATTRIBUTES.index(attribute)
     low, high = self.bounds[label, i]
-    inside = values[(values > low) & (values <= high)] if code == 1 else None
-    if code == 0:
-      inside = values[values <= low]
-    elif code == 2:
-      inside = values[values > high]
-    return float(np.median(inside))
+    codes = (values > low).astype(int) + (values > high).astype(int)  # As `codes` reads them.
+    return float(np.median(values[codes == code]))
 
 
 def terciles(labels: np.ndarray, attributes: dict, num_classes: int) -> Terciles:

@@ -135,11 +135,13 @@ class TextRows:
   ids: np.ndarray | None = None
   named: np.ndarray | None = None
 
-  def prompt_condition(self, sentences, per_sentence: int, where: str = '--prompt'):
+  def prompt_condition(self, sentences, per_sentence: int, where='--prompt'):
     """(Condition of `per_sentence` samples per sentence, what each names): every sentence
-    read by rule first, so a bad one is a one-line error."""
-    named = [captions.parse(s, where, self.vocabulary.words) for s in sentences]
-    ids = np.stack([self.vocabulary.encode(s, where) for s in sentences])
+    read by rule first, so a bad one is a one-line error naming `where` (one for all, or one
+    per sentence)."""
+    wheres = [where] * len(sentences) if isinstance(where, str) else list(where)
+    named = [captions.parse(s, w, self.vocabulary.words) for s, w in zip(sentences, wheres)]
+    ids = np.stack([self.vocabulary.encode(s, w) for s, w in zip(sentences, wheres)])
     return Condition(None, None, np.repeat(ids, per_sentence, axis=0)), named
 
 

@@ -21,7 +21,6 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from gan_jax import captions
 from gan_jax import conditions as conditions_lib
 from gan_jax import data
 from gan_jax import experiment as experiment_lib
@@ -100,21 +99,15 @@ def read_conditions_file(table, path: str) -> list[dict]:
 
 def _sentence_plan(experiment, request: Request, num_samples: int) -> Plan:
   """--prompt / --prompts_file: each sentence read by rule (a bad one fails here), then by the
-  model's encoders."""
+  model's encoders. write_samples has refused a model without text before restoring it."""
   table = experiment.conditions
-  if table is None or not table.has_text:
-    raise UserError(
-      f'{request.given[0]}: this model is not text-conditioned (config.model.condition has no '
-      "'text'; see configs/mnist_text.py)"
-    )
   if request.prompt:
     sentences, wheres = [request.prompt], ['--prompt']
   else:
     lines = _lines('--prompts_file', request.prompts_file)
     sentences = [text for _, text in lines]
     wheres = [f'--prompts_file {request.prompts_file}, line {n}' for n, _ in lines]
-  named = [captions.parse(s, w, table.text.vocabulary.words) for s, w in zip(sentences, wheres)]
-  condition, _ = table.text.prompt_condition(sentences, num_samples)
+  condition, named = table.text.prompt_condition(sentences, num_samples, wheres)
   per_image = lambda values: np.repeat(values, num_samples)
   arrays = {
     'prompt': per_image(np.array([' '.join(s.split()) for s in sentences], dtype=np.str_)),
