@@ -341,10 +341,13 @@ class Loop:
       self.metrics.write(
         step, self.saver.last_saved, {**extra, 'train_time_s': self.clock.seconds()}
       )
+    budget = train.get('time_budget_s', 0.0)
     if self.progress.due() or last:
       latest = self.metrics.latest()
       keys = self.experiment.progress_keys
-      self.progress.show(step, {k: float(latest[k]) for k in keys if k in latest}, force=True)
+      left = budget - self.clock.this_process() if budget else None
+      shown = {k: float(latest[k]) for k in keys if k in latest}
+      self.progress.show(step, shown, force=True, seconds_left=left)
     self.evaluate(state, step, last)
     if step % train.checkpoint_every == 0 or last:
       self.save(state, step, batches)
@@ -352,7 +355,6 @@ class Loop:
       with self.clock.paused():
         self.metrics.check_finite(self.saver.last_saved)
         self.saver.save(step, state, batches.get_state(), self.clock.seconds(), snapshot=True)
-    budget = train.get('time_budget_s', 0.0)
     if budget and stop['signal'] is None and self.clock.this_process() >= budget:
       stop['signal'] = f'the time budget ({budget:g} s)'
     if not stop_agreed(stop, step, train.log_every):

@@ -94,13 +94,18 @@ class Progress:
   def due(self) -> bool:
     return self.enabled and time.monotonic() - self._last >= self.every
 
-  def show(self, step: int, metrics: dict, force: bool = False) -> None:
+  def show(
+    self, step: int, metrics: dict, force: bool = False, seconds_left: float | None = None
+  ) -> None:
+    """`seconds_left`, when training stops on a time budget, caps the ETA."""
     if not self.enabled or not (force or self.due()):
       return
     now = time.monotonic()
     rate = (step - self._last_step) / max(now - self._last, 1e-9)
     self._last, self._last_step = now, step
     eta = (self.total - step) / max(self.steps_per_sec(step), 1e-9)
+    if seconds_left is not None:
+      eta = min(eta, max(seconds_left, 0.0))
     shown = '  '.join(f'{k} {v:.4f}' for k, v in metrics.items())
     print(
       f'step {step}/{self.total}  {shown}  {rate:.1f} steps/s  '

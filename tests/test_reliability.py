@@ -62,6 +62,7 @@ from gan_jax import checkpoint
 from gan_jax import experiment
 from gan_jax import gan_experiment
 from gan_jax import train
+from gan_jax import writers
 from tests.conftest import ROOT
 from tests.conftest import load_config
 
@@ -735,6 +736,18 @@ def test_the_terminal_a_person_reads(ref, jobs):
   assert '--mode=sample' in commands[0] and '--mode=eval' in commands[1]
   assert SMOKE in commands[0] and '--config.model.spectral_norm=True' in commands[0]
   assert '--config.train.' not in commands[0]
+
+
+def test_progress_eta_stops_at_the_time_budget(capsys):
+  """A run stopping on `train.time_budget_s` shows the time left to it, not to num_steps."""
+  progress = writers.Progress(total=100_000, start=0, every_secs=0.0)
+  progress.restart(0)
+  time.sleep(0.01)
+  progress.show(1, {}, force=True)
+  progress.show(2, {}, force=True, seconds_left=125.4)
+  unbounded, capped = capsys.readouterr().out.splitlines()
+  assert int(unbounded.split('ETA ')[1].split('m')[0]) > 2
+  assert capped.endswith('ETA 2m05s')
 
 
 def final_state(workdir, **overrides):
