@@ -2,7 +2,7 @@
 
   python bench/control.py --specs=mnist_attributes,mnist_cgan --seeds=0,1,2 --seconds=900
   python bench/control.py --specs=mnist_instance,mnist_cgan --seeds=0 --seconds=900
-  python bench/control.py --specs=mnist_text,mnist_text_rule,mnist_cgan --seeds=0 --seconds=900
+  python bench/control.py --specs=mnist_text,mnist_text_rule --seconds=1200 --out=docs/text.json
 
 Each run spec (bench/common.py) trains with `train.time_budget_s` = --seconds (one run at a time,
 never two timed jobs at once), then `--mode=eval` judges its latest checkpoint with every
