@@ -25,7 +25,9 @@ _HARDWARE = config_flags.DEFINE_config_file(
   lock_config=True,
 )
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and samples go.')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'eval'], 'What to do.')
+_MODE = flags.DEFINE_enum(
+  'mode', 'train', ['train', 'sample', 'eval', 'cas'], 'What to do (cas: gan_jax/cas.py).'
+)
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 64, '--mode=sample: how many images.')
 _SAMPLE_SEED = flags.DEFINE_integer('sample_seed', 0, '--mode=sample: noise seed.')
 _TRUNCATION = flags.DEFINE_float('truncation', 0.0, '--mode=sample: resample |z| > this (0 = off).')

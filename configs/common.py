@@ -103,6 +103,11 @@ def gan_config() -> ml_collections.ConfigDict:
   config.eval.inception_weights = ''  # Path to the weights file ('' = no Inception metrics).
   config.eval.inception_num_samples = 10000  # Generated images judged by Inception.
   config.eval.inception_reference_samples = 0  # Real images of the reference split (0 = all).
+  # --mode=cas (gan_jax/cas.py): the classifier recipe trained on generated digits, how many
+  # (0 = as many as the recipe's real training split) and their noise seed.
+  config.eval.cas_classifier_config = 'configs/mnist_classifier.py'
+  config.eval.cas_num_samples = 0
+  config.eval.cas_seed = 0
   config.eval.inception_cache_dir = ''  # Reference features ('' = ~/.cache/gan_jax/inception).
 
   # Evaluators (gan_jax/evaluators.py): NAME -> type, every (steps; 0 = train.eval_every,
@@ -186,6 +191,9 @@ def classifier_config(
   # dtype: what the model computes in ('float32' or 'bfloat16'); parameters stay float32.
   config.model = ml_collections.ConfigDict(dict(name='cnn', dtype='float32'))
   config.optim = ml_collections.ConfigDict(dict(learning_rate=1e-3))
+  # Random shifts (pixels) and rotations (degrees) of each training image; the article's recipe
+  # has none (0).
+  config.augment = ml_collections.ConfigDict(dict(max_shift=0.0, max_degrees=0.0))
   steps_per_epoch = train_size // batch_size
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = num_epochs * steps_per_epoch

@@ -1,4 +1,5 @@
-"""DiffAugment (Zhao et al. 2020) for NHWC images in [-1, 1], in pure JAX.
+"""DiffAugment (Zhao et al. 2020) for NHWC images in [-1, 1], in pure JAX; and the ordinary
+shift-and-rotate augmentation of the classifier recipe (`shift_rotate`).
 
 `diff_augment(images, rng, policy)` applies the same *kind* of augmentation
 to real and fake batches but with independent random parameters per example.
@@ -38,11 +39,13 @@ import functools
 import jax
 from jax import lax
 import jax.numpy as jnp
+import jax.scipy.ndimage
 
 Array = jax.Array
 
 __all__ = [
   'diff_augment',
+  'shift_rotate',
   'rand_brightness',
   'rand_saturation',
   'rand_contrast',
@@ -177,3 +180,30 @@ def diff_augment(images: Array, rng: Array, policy: str = 'color,translation,cut
   for name, key in zip(names, keys):
     x = _AUGMENT_FNS[name](x, key)
   return x
+
+
+def shift_rotate(images, rng, max_shift: float, max_degrees: float):
+  """Ordinary classifier augmentation: each image of float (B, H, W, C) `images` in [-1, 1]
+  rotated by up to `max_degrees` either way about its centre and shifted by up to `max_shift`
+  pixels on each axis (uniform, continuous), sampled bilinearly; what comes in from outside is
+  background (-1)."""
+  b, h, w, c = images.shape
+  angle_rng, shift_rng = jax.random.split(rng)
+  angle = jnp.deg2rad(max_degrees) * jax.random.uniform(angle_rng, (b,), minval=-1, maxval=1)
+  shift = max_shift * jax.random.uniform(shift_rng, (b, 2), minval=-1, maxval=1)
+  rows, cols = jnp.meshgrid(
+    jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing='ij'
+  )
+  cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+
+  def warp(image, theta, offset):
+    cos, sin = jnp.cos(theta), jnp.sin(theta)
+    y, x = rows - cy - offset[0], cols - cx - offset[1]  # Output pixel -> source pixel.
+    src_y = cos * y - sin * x + cy
+    src_x = sin * y + cos * x + cx
+    sample = lambda channel: jax.scipy.ndimage.map_coordinates(
+      channel, [src_y, src_x], order=1, mode='constant', cval=-1.0
+    )
+    return jax.vmap(sample, in_axes=-1, out_axes=-1)(image)
+
+  return jax.vmap(warp)(images, angle, shift).astype(images.dtype)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_jax import augment
 from gan_jax import data
 from gan_jax import input_pipeline
 from gan_jax import models
@@ -33,12 +34,25 @@ def cross_entropy(logits, labels):
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
-def train_step(model, tx, state: ClassifierState, batch, key, compute_dtype=jnp.float32):
+def train_step(
+  model,
+  tx,
+  state: ClassifierState,
+  batch,
+  key,
+  compute_dtype=jnp.float32,
+  max_shift: float = 0.0,
+  max_degrees: float = 0.0,
+):
   """One Adam step on the cross-entropy; the model computes in `compute_dtype`, the loss,
-  gradients and parameters are float32."""
-  del key  # Deterministic: no dropout or augmentation.
+  gradients and parameters are float32. With `max_shift` or `max_degrees` each image is first
+  shifted and rotated at random (augment.shift_rotate), from `key` and the step."""
   cast = functools.partial(layers.cast_floating, dtype=compute_dtype)
-  images = cast(data.to_float(batch['image']))
+  images = data.to_float(batch['image'])
+  if max_shift or max_degrees:
+    rng = jax.random.fold_in(key, state.step)
+    images = augment.shift_rotate(images, rng, max_shift, max_degrees)
+  images = cast(images)
 
   def loss_fn(params):
     logits = model.apply({'params': cast(params)}, images, train=True).astype(jnp.float32)
@@ -102,8 +116,13 @@ class Experiment:
       self.model,
       self.tx,
       compute_dtype=layers.compute_dtype(config.model.get('dtype', 'float32')),
+      max_shift=config.get('augment', {}).get('max_shift', 0.0),
+      max_degrees=config.get('augment', {}).get('max_degrees', 0.0),
     )
-    self.test_source = data.load(config.data.source, config.data.eval_split, config.data)
+    # The held-out split of `data.eval_source` when set (e.g. real digits for a classifier
+    # trained on generated ones), else of the training source.
+    test_from = config.data.get('eval_source', '') or config.data.source
+    self.test_source = data.load(test_from, config.data.eval_split, config.data)
 
   def init(self, rng) -> ClassifierState:
     params = self.model.init(rng, jnp.zeros((1, *self.image_shape)), train=False)['params']

@@ -164,7 +164,10 @@ def _check_eval(config) -> None:
   _number(ev, where, 'truncation', 0, note=' (0 = off)')
   _integer(ev, where, 'inception_num_samples', 2)
   _integer(ev, where, 'inception_reference_samples', 0, ' (0 = all)')
+  _integer(ev, where, 'cas_num_samples', 0, " (0 = the real training split's size)")
+  _integer(ev, where, 'cas_seed')
   for name in (
+    'cas_classifier_config',
     'classifier_workdir',
     'reference_split',
     'floor_split',
@@ -333,6 +336,15 @@ def _check_text(config) -> None:
   width, heads = text.get('encoder_width', 1), text.get('encoder_heads', 1)
   if _is_int(width) and _is_int(heads) and width % heads:
     raise UserError(f'{where}.encoder_width {width} must split into encoder_heads {heads}')
+  _integer(text, where, 'pretrain_steps', 0)
+  _boolean(text, where, 'freeze_generator_encoder')
+  _number(text, where, 'code_noise', 0, None)
+  features, latent = text.get('encoder_features', 1), model.get('latent_dim', 0)
+  if text.get('code_noise', 0) and _is_int(features) and _is_int(latent) and features >= latent:
+    raise UserError(
+      f'{where}.code_noise takes its noise from z: model.latent_dim {latent} must exceed '
+      f'encoder_features {features}'
+    )
   if conditions.TEXT in parts:
     if model.get('vector_conditioning', 'projection') != 'projection':
       raise UserError(
@@ -374,9 +386,13 @@ def _check_optim(config) -> None:
 
 
 def _check_augment(config) -> None:
-  """The DiffAugment policy names."""
+  """The DiffAugment policy names; a classifier's shift and rotation ranges."""
   aug = config.get('augment')
-  if aug is None or 'policy' not in aug:
+  if aug is None:
+    return
+  _number(aug, 'config.augment', 'max_shift', 0, None)
+  _number(aug, 'config.augment', 'max_degrees', 0, 180)
+  if 'policy' not in aug:
     return
   _string(aug, 'config.augment', 'policy')
   try:
@@ -395,6 +411,7 @@ def _check_data(config) -> None:
   _string(data, where, 'source', nonempty=True)
   _string(data, where, 'tfds_data_dir')
   _string(data, where, 'eval_split', nonempty=True)
+  _string(data, where, 'eval_source')
   _integer(data, where, 'image_size', 1)
   _choice(data, where, 'channels', (1, 3))
   _integer(data, where, 'stacked_size', 1)

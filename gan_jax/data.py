@@ -10,6 +10,9 @@
   tfds:NAME           any TFDS catalogue data set, read through `tfds.data_source` (no TensorFlow
                       needed once the data is prepared in `config.data.tfds_data_dir`).
   folder:/some/path   every image file below a folder (class = first-level subfolder, if any).
+  npz:/some/file.npz  uint8 `images` (N, H, W, C) and integer `labels` (N,) in an .npz, e.g. the
+                      samples.npz of --mode=sample or the generated set of --mode=cas; one
+                      split (every split name reads the whole file).
   synthetic:HxWxC     seeded uniform noise of that shape, 10 classes (10,000 train / 1,000
                       test): for timing a model where no data set is at hand, e.g. the 32 px
                       configs on an offline accelerator. There is nothing in it to learn.
@@ -302,10 +305,35 @@ def load(source: str, split: str, data_config: Any = None) -> Source:
     return FolderSource(arg, get('image_size', 32), get('channels', 3))
   if kind == 'synthetic' and arg:
     return synthetic(arg, split)
+  if kind == 'npz' and arg:
+    return npz_source(arg)
   raise UserError(
     f"unknown data source '{source}': use embedded:mnist, embedded:digits, "
-    'embedded:stacked_mnist, tfds:NAME, folder:/path or synthetic:HxWxC'
+    'embedded:stacked_mnist, tfds:NAME, folder:/path, npz:/file.npz or synthetic:HxWxC'
   )
+
+
+def npz_source(path: str) -> ArraySource:
+  """The labelled images of an .npz holding uint8 `images` (N, H, W, C) and integer `labels`."""
+  if not os.path.isfile(path):
+    raise UserError(f'npz data {path!r} does not exist')
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      if 'images' not in f or 'labels' not in f:
+        raise UserError(f'npz data {path!r} needs arrays `images` and `labels`, has {sorted(f)}')
+      images, labels = f['images'], f['labels']
+  except (OSError, ValueError) as e:
+    raise UserError(f'npz data {path!r} is not a readable .npz: {_first_line(e)}') from None
+  if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise UserError(
+      f'npz data {path!r}: images must be uint8 (N, H, W, 1 or 3), got {images.dtype} '
+      f'{images.shape}'
+    )
+  if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+    raise UserError(f'npz data {path!r}: labels must be integers, one per image')
+  if len(images) == 0 or labels.min() < 0:
+    raise UserError(f'npz data {path!r}: no images, or a negative label')
+  return ArraySource(images, labels.astype(np.int32), int(labels.max()) + 1)
 
 
 def synthetic(shape: str, split: str) -> ArraySource:

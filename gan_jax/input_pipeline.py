@@ -35,10 +35,15 @@ def make_dataset(
   process_count: int = 1,
   num_epochs: int | None = None,
 ) -> grain.MapDataset:
-  """An endless (or `num_epochs`-long) stream of this process's local batches."""
-  if len(source) < global_batch_size:
+  """An endless (or `num_epochs`-long) stream of this process's local batches. The endless
+  stream takes a set smaller than a batch too (a batch then spans epochs, each shuffled anew);
+  a finite one needs at least one whole batch."""
+  if not len(source):
+    raise UserError('the data set is empty')
+  if num_epochs is not None and len(source) * num_epochs < global_batch_size:
     raise UserError(
-      f'the data set has {len(source)} examples, fewer than one batch ({global_batch_size})'
+      f'{num_epochs} epoch(s) of {len(source)} examples are fewer than one batch '
+      f'({global_batch_size})'
     )
   batch = local_batch_size(global_batch_size, process_count)
   ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat(num_epochs)

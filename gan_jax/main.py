@@ -2,6 +2,7 @@
 
 import jax
 
+from gan_jax import cas
 from gan_jax import config_checks
 from gan_jax import evaluators
 from gan_jax import hardware as hardware_lib
@@ -25,9 +26,9 @@ def run(
   num_processes=None,
   process_id=None,
 ):
-  """Runs `mode` ('train', 'sample' or 'eval') of the experiment `config` in `workdir`, on the
-  `hardware` settings (gan_jax/hardware.py; None: its defaults). `request` is --mode=sample's
-  (condition, conditions_file, like, prompt, prompts_file)."""
+  """Runs `mode` ('train', 'sample', 'eval' or 'cas') of the experiment `config` in
+  `workdir`, on the `hardware` settings (gan_jax/hardware.py; None: its defaults). `request`
+  is --mode=sample's (condition, conditions_file, like, prompt, prompts_file)."""
   if mode != 'sample' and any(request):
     raise UserError(
       '--condition, --conditions_file, --like, --prompt and --prompts_file are for --mode=sample'
@@ -54,6 +55,8 @@ def run(
     return out_dir
   if mode == 'eval':
     return evaluators.run_eval(config, workdir, hardware=hardware)
+  if mode == 'cas':
+    return cas.run_cas(config, workdir, hardware=hardware)
   raise ValueError(f'unknown mode {mode!r}')
 
 

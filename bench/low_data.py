@@ -1,0 +1,212 @@
+"""Generated digits as training data when real ones are scarce (Classification Accuracy Score's
+practical side): for n real digits per class, a class-conditional GAN trained on those n only,
+then the article's classifier in three arms, paired by seed (the same real digits in each):
+
+  real        the n per class, the recipe as it is (no augmentation)
+  real+aug    the same with random shifts and rotations (config.augment.max_shift/max_degrees)
+  real+aug+gen  the same plus --generated_per_class digits per class from the GAN, the real
+              digits repeated so that half of every epoch is real
+
+Each arm trains --classifier_steps steps of the recipe (batch 128) and is tested on the 1,000
+real held-out digits. Writes one JSON row per (n, seed, arm), a markdown table of means with
+standard errors and the paired difference gen - aug, and a PNG of accuracy against n.
+
+  python bench/low_data.py --per_class=5,10,50,100,400 --seeds=0,1,2 --out=docs/low_data.json
+  python bench/low_data.py --smoke --workroot=/tmp/low_data --out=/tmp/low_data.json
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from bench import common  # pylint: disable=g-import-not-at-top
+from gan_jax import cas  # pylint: disable=g-import-not-at-top
+from gan_jax import data  # pylint: disable=g-import-not-at-top
+from gan_jax import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
+
+ARMS = ('real', 'real+aug', 'real+aug+gen')
+
+
+def subset(images, labels, per_class: int, seed: int):
+  """The first `per_class` digits of each class in a `seed`-shuffled order."""
+  order = np.random.default_rng(seed).permutation(len(labels))
+  keep = np.concatenate([order[labels[order] == c][:per_class] for c in range(10)])
+  return images[keep], labels[keep]
+
+
+def save(path: str, images, labels) -> str:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  np.savez(path, images=images, labels=labels.astype(np.int32))
+  return path
+
+
+def train_gan(args, real_npz: str, seed: int, workdir: str):
+  """The GAN of --gan on the real subset; returns (experiment, step, state) restored."""
+  config = common.load_config(args.gan) if not args.smoke else _smoke(args.gan)
+  config.data.source = f'npz:{real_npz}'
+  config.seed = seed
+  config.augment.policy = args.gan_augment
+  if not args.smoke:
+    config.train.num_steps = args.gan_steps
+  config.eval.classifier_workdir = ''
+  gan_main.run(config, workdir)
+  return experiment_lib.restore_for_inference(config, workdir)
+
+
+def _smoke(spec: str):
+  import importlib  # pylint: disable=g-import-not-at-top
+
+  name, _ = common.parse_spec(spec)
+  return importlib.import_module(f'configs.{name}').get_config('smoke')
+
+
+def train_classifier(args, npz: str, seed: int, augmented: bool, workdir: str) -> float:
+  recipe = cas.load_recipe(args.recipe)
+  recipe.data.source = f'npz:{npz}'
+  recipe.data.eval_source = 'embedded:mnist'
+  recipe.seed = seed
+  if not args.smoke:
+    recipe.train.num_steps = args.classifier_steps
+  recipe.train.eval_every = recipe.train.num_steps  # Judged once, at the end.
+  if augmented:
+    recipe.augment.max_shift, recipe.augment.max_degrees = args.max_shift, args.max_degrees
+  gan_main.run(recipe, workdir)
+  accuracy, _, _ = cas.held_out_accuracy(workdir, data.load('embedded:mnist', 'test'))
+  return accuracy
+
+
+def run_one(args, per_class: int, seed: int) -> list[dict]:
+  root = os.path.join(args.workroot, f'n{per_class}_seed{seed}')
+  train = data.load('embedded:mnist', 'train')
+  images, labels = subset(*data.all_images(train), per_class, seed)
+  real_npz = save(os.path.join(root, 'real.npz'), images, labels)
+  rows = []
+  acc = train_classifier(args, real_npz, seed, False, os.path.join(root, 'real'))
+  rows.append(dict(per_class=per_class, seed=seed, arm='real', accuracy=acc))
+  acc = train_classifier(args, real_npz, seed, True, os.path.join(root, 'real_aug'))
+  rows.append(dict(per_class=per_class, seed=seed, arm='real+aug', accuracy=acc))
+  mixed_npz = os.path.join(root, 'mixed.npz')
+  if not os.path.isfile(mixed_npz):
+    experiment, step, state = train_gan(args, real_npz, seed, os.path.join(root, 'gan'))
+    gen_npz = os.path.join(root, 'generated.npz')
+    cas.write_generated(experiment, state, step, 10 * args.generated_per_class, seed, gen_npz)
+    generated = data.npz_source(gen_npz)
+    repeat = max(1, round(args.generated_per_class / per_class))
+    save(
+      mixed_npz,
+      np.concatenate([np.tile(images, (repeat, 1, 1, 1)), generated.images]),
+      np.concatenate([np.tile(labels, repeat), generated.labels]),
+    )
+  acc = train_classifier(args, mixed_npz, seed, True, os.path.join(root, 'real_aug_gen'))
+  rows.append(dict(per_class=per_class, seed=seed, arm='real+aug+gen', accuracy=acc))
+  return rows
+
+
+def mean_se(values):
+  mean = statistics.fmean(values)
+  se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float('nan')
+  return mean, se
+
+
+def markdown(rows, args, cpu: str, minutes: float) -> str:
+  lines = [
+    f'CPU: {cpu}; {datetime.date.today()}; {minutes:.0f} minutes in all; GAN {args.gan} '
+    f'({args.gan_steps} steps, DiffAugment {args.gan_augment!r}); classifier {args.recipe}, '
+    f'{args.classifier_steps} steps; augmentation shift {args.max_shift} px, rotation '
+    f'{args.max_degrees} deg; {args.generated_per_class} generated digits per class; seeds '
+    f'{args.seeds}.',
+    '',
+    '| real per class | real | real+aug | real+aug+gen | gen - aug (paired) |',
+    '|---|---|---|---|---|',
+  ]
+  for n in sorted({r['per_class'] for r in rows}):
+    cells = []
+    by_arm = {
+      arm: {r['seed']: r['accuracy'] for r in rows if r['per_class'] == n and r['arm'] == arm}
+      for arm in ARMS
+    }
+    for arm in ARMS:
+      mean, se = mean_se(list(by_arm[arm].values()))
+      cells.append(f'{mean:.4f} ± {se:.4f}')
+    seeds = sorted(set(by_arm['real+aug']) & set(by_arm['real+aug+gen']))
+    mean, se = mean_se([by_arm['real+aug+gen'][s] - by_arm['real+aug'][s] for s in seeds])
+    cells.append(f'{100 * mean:+.2f} ± {100 * se:.2f} points')
+    lines.append(f'| {n} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def plot(rows, path: str) -> None:
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+
+  fig = figure.Figure(figsize=(6, 4))
+  backend_agg.FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  for arm in ARMS:
+    ns = sorted({r['per_class'] for r in rows if r['arm'] == arm})
+    stats = [
+      mean_se([r['accuracy'] for r in rows if r['arm'] == arm and r['per_class'] == n]) for n in ns
+    ]
+    ax.errorbar(
+      ns,
+      [m for m, _ in stats],
+      yerr=[0 if math.isnan(s) else s for _, s in stats],
+      marker='o',
+      capsize=3,
+      label=arm,
+    )
+  ax.set_xscale('log')
+  ax.set_xlabel('real digits per class')
+  ax.set_ylabel('held-out accuracy (1,000 real digits)')
+  ax.legend()
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--per_class', default='5,10,50,100,400')
+  parser.add_argument('--seeds', default='0,1,2')
+  parser.add_argument('--gan', default='mnist_cgan')
+  parser.add_argument('--gan_steps', type=int, default=1500)
+  parser.add_argument('--gan_augment', default='translation,cutout')
+  parser.add_argument('--recipe', default='configs/mnist_classifier.py')
+  parser.add_argument('--classifier_steps', type=int, default=465)
+  parser.add_argument('--generated_per_class', type=int, default=400)
+  parser.add_argument('--max_shift', type=float, default=2.0)
+  parser.add_argument('--max_degrees', type=float, default=10.0)
+  parser.add_argument('--workroot', default='runs/low_data')
+  parser.add_argument('--out', default='docs/low_data.json')
+  parser.add_argument('--smoke', action='store_true', help='smoke configs, n=5, one seed')
+  args = parser.parse_args(argv)
+  if args.smoke:
+    args.per_class, args.seeds, args.generated_per_class = '5', '0', 10
+    args.gan_steps = args.classifier_steps = 6  # What the smoke configs train.
+    args.recipe = 'configs/mnist_classifier.py:smoke'
+  start = datetime.datetime.now()
+  rows = []
+  for seed in [int(s) for s in args.seeds.split(',')]:
+    for n in [int(v) for v in args.per_class.split(',')]:
+      rows.extend(run_one(args, n, seed))
+      with open(args.out, 'w') as f:
+        json.dump(rows, f, indent=1)
+  minutes = (datetime.datetime.now() - start).total_seconds() / 60
+  table = markdown(rows, args, common.cpu_name(), minutes)
+  with open(os.path.splitext(args.out)[0] + '.md', 'w') as f:
+    f.write(table)
+  plot(rows, os.path.splitext(args.out)[0] + '.png')
+  print(table)
+
+
+if __name__ == '__main__':
+  main()

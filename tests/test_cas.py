@@ -1,0 +1,155 @@
+"""--mode=cas (gan_jax/cas.py) end to end on a smoke class-conditional GAN, its bad inputs, and
+the npz data source it trains the classifier from."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from gan_jax import cas
+from gan_jax import data
+from gan_jax import main
+from gan_jax.errors import UserError
+from tests.conftest import load_config
+from tests.test_launch import launch
+
+RECIPE = 'configs/mnist_classifier.py:smoke'
+
+
+def cas_config(name='mnist_cgan'):
+  config = load_config(name)
+  config.eval.cas_classifier_config = RECIPE
+  config.eval.cas_num_samples = 100
+  return config
+
+
+@pytest.fixture(scope='module')
+def cgan_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('cgan'))
+  main.run(load_config('mnist_cgan'), workdir)
+  return workdir
+
+
+def test_cas_on_a_smoke_cgan_is_in_range_written_and_deterministic(cgan_run):
+  result = main.run(cas_config(), cgan_run, 'cas')
+  folder = os.path.join(cgan_run, 'cas', 'step6_seed0_n100')
+  with open(os.path.join(folder, 'cas.json')) as f:
+    assert json.load(f) == result
+  for key in ('cas', 'real_accuracy', 'gan_test'):
+    assert 0.0 <= result[key] <= 1.0
+  assert result['cas_over_real'] == pytest.approx(result['cas'] / result['real_accuracy'])
+  assert result['num_samples'] == 100 and result['step'] == 6
+  with np.load(os.path.join(folder, 'generated.npz')) as f:
+    assert f['images'].shape == (100, 28, 28, 1) and f['images'].dtype == np.uint8
+    assert np.bincount(f['labels']).tolist() == [10] * 10  # Class-balanced.
+  # The real-trained arm of the same recipe is reused from a workdir trained with it.
+  real = result['real_classifier_workdir']
+  assert real == os.path.join(folder, 'real')
+  # Everything again from nothing: the same numbers.
+  os.rename(os.path.join(cgan_run, 'cas'), os.path.join(cgan_run, 'cas_first'))
+  config = cas_config()
+  config.eval.classifier_workdir = os.path.join(cgan_run, 'cas_first', 'step6_seed0_n100', 'real')
+  again = main.run(config, cgan_run, 'cas')
+  assert again['real_classifier_workdir'] == config.eval.classifier_workdir
+  assert not os.path.exists(os.path.join(cgan_run, 'cas', 'step6_seed0_n100', 'real'))
+  for key in ('cas', 'real_accuracy', 'gan_test'):
+    assert again[key] == result[key]
+
+
+@pytest.mark.parametrize(
+  'name, change, message',
+  [
+    ('mnist_dcgan', None, 'needs a class-conditional GAN'),
+    ('mnist_cgan', 'configs/missing_classifier.py', 'no config file'),
+    ('mnist_cgan', 'configs/mnist_cgan.py', "is a 'gan' config, not a classifier"),
+  ],
+)
+def test_bad_cas_requests_write_nothing(cgan_run, tmp_path, name, change, message):
+  config = cas_config(name)
+  if change:
+    config.eval.cas_classifier_config = change
+  before = sorted(os.listdir(cgan_run))
+  with pytest.raises(UserError, match=message):
+    main.run(config, cgan_run, 'cas')
+  assert sorted(os.listdir(cgan_run)) == before
+
+
+def test_cas_without_a_checkpoint_is_one_line_and_writes_nothing(tmp_path):
+  result = launch(
+    '--config=configs/mnist_cgan.py:smoke',
+    f'--workdir={tmp_path}',
+    '--mode=cas',
+    f'--config.eval.cas_classifier_config={RECIPE}',
+  )
+  assert result.returncode == 2
+  assert result.stderr.strip().startswith('error: no checkpoints in')
+  assert len(result.stderr.strip().splitlines()) == 1
+  assert not os.listdir(tmp_path)
+
+
+def test_recipe_loads_with_its_variant():
+  recipe = cas.load_recipe(RECIPE)
+  assert recipe.experiment == 'classifier' and recipe.train.num_steps == 6
+
+
+def test_npz_source_reads_samples_and_refuses_bad_files(tmp_path):
+  images = np.zeros((5, 28, 28, 1), np.uint8)
+  path = str(tmp_path / 'set.npz')
+  np.savez(path, images=images, labels=np.array([0, 1, 2, 3, 9]))
+  source = data.load(f'npz:{path}', 'test')
+  assert len(source) == 5 and source.num_classes == 10 and source.image_shape == (28, 28, 1)
+  np.savez(path, images=images.astype(np.float32), labels=np.arange(5))
+  with pytest.raises(UserError, match='must be uint8'):
+    data.load(f'npz:{path}', 'train')
+  np.savez(path, pictures=images)
+  with pytest.raises(UserError, match='needs arrays `images` and `labels`'):
+    data.load(f'npz:{path}', 'train')
+  (tmp_path / 'broken.npz').write_bytes(b'not a zip')
+  with pytest.raises(UserError, match='not a readable .npz'):
+    data.load(f'npz:{tmp_path / "broken.npz"}', 'train')
+  with pytest.raises(UserError, match='does not exist'):
+    data.load(f'npz:{tmp_path / "missing.npz"}', 'train')
+
+
+def test_low_data_study_smoke(tmp_path):
+  from bench import low_data
+
+  out = str(tmp_path / 'low_data.json')
+  low_data.main(['--smoke', f'--workroot={tmp_path / "runs"}', f'--out={out}'])
+  with open(out) as f:
+    rows = json.load(f)
+  assert [r['arm'] for r in rows] == list(low_data.ARMS)
+  assert all(0.0 <= r['accuracy'] <= 1.0 and r['per_class'] == 5 for r in rows)
+  with np.load(str(tmp_path / 'runs' / 'n5_seed0' / 'mixed.npz')) as f:
+    # 50 real digits repeated twice beside 100 generated ones: half real.
+    assert f['images'].shape[0] == 200 and np.bincount(f['labels']).tolist() == [20] * 10
+  assert '| 5 |' in (tmp_path / 'low_data.md').read_text()
+  assert (tmp_path / 'low_data.png').stat().st_size > 0
+
+
+def test_shift_rotate_keeps_shape_and_is_identity_at_zero():
+  import jax
+  import jax.numpy as jnp
+
+  from gan_jax import augment
+
+  x = (-jnp.ones((3, 28, 28, 1))).at[:, 10:18, 12:16].set(1.0)
+  np.testing.assert_array_equal(augment.shift_rotate(x, jax.random.key(0), 0.0, 0.0), x)
+  y = augment.shift_rotate(x, jax.random.key(1), 2.0, 10.0)
+  assert y.shape == x.shape and float(y.min()) >= -1.0 and float(y.max()) <= 1.0
+  assert not np.array_equal(np.asarray(y), np.asarray(x))
+  # The stroke keeps about its area (bilinear resampling blurs its edge a little).
+  assert abs(float(jnp.sum(y > 0)) - float(jnp.sum(x > 0))) < 0.2 * float(jnp.sum(x > 0))
+
+
+def test_classifier_trains_on_a_set_smaller_than_its_batch(tmp_path):
+  images = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
+  path = str(tmp_path / 'tiny.npz')
+  np.savez(path, images=images, labels=np.arange(20) % 10)
+  recipe = cas.load_recipe(RECIPE)
+  recipe.data.source, recipe.data.eval_source = f'npz:{path}', 'embedded:mnist'
+  recipe.augment.max_shift, recipe.augment.max_degrees = 2.0, 10.0
+  main.run(recipe, str(tmp_path / 'run'))  # batch 32 from 20 digits.
+  accuracy, _, _ = cas.held_out_accuracy(str(tmp_path / 'run'), data.load('embedded:mnist', 'test'))
+  assert 0.0 <= accuracy <= 1.0
