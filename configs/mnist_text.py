@@ -46,6 +46,13 @@ def text_section() -> ml_collections.ConfigDict:
       encoder_depth=1,
       encoder_heads=4,
       encoder_features=32,
+      # Steps of pretraining both encoders to read what each caption names (0 = none), and
+      # whether G's encoder then stays as pretrained.
+      pretrain_steps=0,
+      freeze_generator_encoder=False,
+      # G's encoding layer-normalised plus this much of the last `encoder_features` dims of z
+      # (conditioning augmentation without a KL term; 0 = off).
+      code_noise=0.0,
     )
   )
 

@@ -98,7 +98,11 @@ def build(
       features=config.text.encoder_features,
     )
     generator = text_models.TextGenerator(
-      encoder(), generator, modulate=m.get('vector_modulation', False)
+      encoder(),
+      generator,
+      modulate=m.get('vector_modulation', False),
+      code_noise=config.text.get('code_noise', 0.0),
+      frozen=config.text.get('freeze_generator_encoder', False),
     )
     discriminator = text_models.TextDiscriminator(encoder(), discriminator)
   return gan_lib.GAN(

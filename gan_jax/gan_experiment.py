@@ -6,6 +6,7 @@ Metrics come from the evaluators the config names (gan_jax/evaluators.py), not f
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import captions
@@ -14,6 +15,7 @@ from gan_jax import gan as gan_lib
 from gan_jax import gan_builder
 from gan_jax import generation
 from gan_jax import pictures
+from gan_jax.models import text as text_models
 
 # The sweep grid of a model conditioned on attributes: this many levels of each swept attribute.
 SWEEP_ROWS, SWEEP_COLUMNS = 5, 8
@@ -41,6 +43,8 @@ class Experiment:
     )
     self.train_step = functools.partial(gan_lib.train_step, self.gan)
     self.init = self.gan.init
+    if words and run.config.text.get('pretrain_steps', 0):
+      self.init = functools.partial(_pretrained_init, self.gan, table, run.config.text)
     if self.gan.penalty_every > 1:  # Two compiled steps, with and without the penalties.
       self.step_options = lambda step: {'penalize': self.gan.penalty_due(step)}
     self.sample_z, self.sample_labels = generation.fixed_noise(self.gan, run.config)
@@ -139,3 +143,31 @@ def sentence_grid_prompts(text) -> list[str]:
     other = 0 if named.thickness else 2
     sentences.append(captions.canonical(named._replace(thickness=other)))
   return sentences + [captions.canonical(captions.Named(7))]
+
+
+def _pretrained_init(gan, table, text_config, rng):
+  """The GAN's initial state with both text encoders first trained to read what the training
+  captions name (gan_jax/models/text.py's `pretrain`)."""
+  state = gan.init(rng)
+  rows = table.text
+  k = rows.ids.shape[1]
+  ids = rows.ids.reshape(-1, rows.ids.shape[-1])
+  said = np.concatenate(
+    [np.repeat(table.labels, k)[:, None], rows.named.reshape(-1, rows.named.shape[-1])], axis=-1
+  ).astype(np.int32)
+  encoder = gan.generator.encoder.clone(parent=None)
+  params = text_models.pretrain(
+    encoder,
+    jnp.asarray(ids),
+    jnp.asarray(said),
+    table.num_classes,
+    jax.random.fold_in(rng, 7),
+    text_config.pretrain_steps,
+  )
+  g_params = dict(state.g_params, encoder=params)
+  d_params = dict(state.d_params, encoder=jax.tree.map(jnp.copy, params))
+  return state.replace(
+    g_params=g_params,
+    d_params=d_params,
+    ema_params=jax.tree.map(jnp.copy, g_params),
+  )

@@ -398,3 +398,88 @@ def test_text_step_trains_both_encoders():
     before, after = getattr(state, tree)['encoder'], getattr(new, tree)['encoder']
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), before, after)
     assert max(jax.tree.leaves(moved)) > 0, tree
+
+
+def _text_batch(vocabulary, n=8):
+  rng = np.random.default_rng(0)
+  labels = np.arange(n, dtype=np.int32) % 10
+  codes = rng.integers(0, 3, (n, 2)).astype(np.int8)
+  ids, named = captions.training_captions(labels, codes, 2, 0.3, 0, vocabulary)
+  return {
+    'image': np.zeros((n, 28, 28, 1), np.uint8),
+    'label': labels,
+    'codes': codes,
+    'text': ids,
+    'named': named,
+  }
+
+
+def test_frozen_generator_encoder_stays_and_code_noise_comes_from_z():
+  from gan_jax import gan_builder
+
+  config = load_config('mnist_text')
+  config.model.latent_dim, config.model.g_width, config.model.d_width = 16, 4, 4
+  config.text.freeze_generator_encoder, config.text.code_noise = True, 1.0
+  vocabulary = captions.Vocabulary(captions.vocabulary_words())
+  gan = gan_builder.build(config, (28, 28, 1), 10, vocabulary_size=len(vocabulary))
+  state = gan.init(jax.random.key(0))
+  new, _ = jax.jit(functools.partial(gan_lib.train_step, gan))(
+    state, _text_batch(vocabulary), jax.random.key(1)
+  )
+  same = jax.tree.map(np.array_equal, state.g_params['encoder'], new.g_params['encoder'])
+  assert all(jax.tree.leaves(same))  # G's encoder frozen ...
+  moved = jax.tree.map(np.array_equal, state.d_params['encoder'], new.d_params['encoder'])
+  assert not all(jax.tree.leaves(moved))  # ... D's trains.
+  # The noise is the last encoder_features (8) dims of z: they change the image, and with
+  # code_noise the images of one sentence differ only through z.
+  text = jnp.asarray(_text_batch(vocabulary, 2)['text'][:1, 0]).repeat(2, 0)
+  z = jax.random.normal(jax.random.key(2), (1, 16)).repeat(2, 0)
+  z = z.at[1, -8:].add(1.0)
+  images = gan.generator.apply(
+    {'params': state.g_params, **state.g_stats}, z, None, train=False, text=text
+  )
+  assert float(jnp.abs(images[0] - images[1]).max()) > 0
+  config.text.code_noise, config.model.latent_dim = 1.0, 8
+  with pytest.raises(UserError, match='latent_dim 8 must exceed encoder_features 8'):
+    config_checks.check(config)
+
+
+def test_reader_loss_on_hand_made_values():
+  # Digit 2 named, thickness "any" (class 3), slant 0; logits sure of exactly that -> ~0 loss.
+  said = jnp.array([[2, -1, 0]])
+  logits = jnp.full((1, 10 + 8), -20.0)
+  logits = logits.at[0, 2].set(20.0).at[0, 10 + 3].set(20.0).at[0, 14 + 0].set(20.0)
+  assert float(text_models.reader_loss(logits, said, 10)) < 1e-6
+  # Uniform logits: ln 10 + 2 ln 4.
+  uniform = text_models.reader_loss(jnp.zeros((1, 18)), said, 10)
+  assert float(uniform) == pytest.approx(np.log(10) + 2 * np.log(4), rel=1e-5)
+
+
+def test_pretrained_encoder_reads_what_captions_name():
+  vocabulary = captions.Vocabulary(captions.vocabulary_words())
+  labels = np.arange(200, dtype=np.int32) % 10
+  codes = np.random.default_rng(0).integers(0, 3, (200, 2)).astype(np.int8)
+  ids, named = captions.training_captions(labels, codes, 4, 0.3, 0, vocabulary)
+  ids = jnp.asarray(ids.reshape(-1, ids.shape[-1]))
+  said = jnp.asarray(
+    np.concatenate([np.repeat(labels, 4)[:, None], named.reshape(-1, 2)], -1).astype(np.int32)
+  )
+  encoder = text_models.TextEncoder(len(vocabulary), captions.MAX_WORDS, 16, 1, 2, 8)
+  params = jax.jit(
+    functools.partial(text_models.pretrain, encoder, num_classes=10, steps=300, batch_size=64)
+  )(ids, said, rng=jax.random.key(0))
+  # Sentences that name the same things come to be encoded alike, whatever their wording: the
+  # spread within a meaning, relative to the spread over all, falls well below the untrained
+  # encoder's.
+  keys = [tuple(s) for s in np.asarray(said)]
+
+  def spread(p):
+    out = np.asarray(encoder.apply({'params': p}, ids))
+    groups = {}
+    for k, c in zip(keys, out):
+      groups.setdefault(k, []).append(c)
+    within = np.mean([np.std(np.stack(v), 0).mean() for v in groups.values() if len(v) > 3])
+    return within / out.std(0).mean()
+
+  untrained = encoder.init(jax.random.key(0), ids[:2])['params']
+  assert spread(params) < 0.6 * spread(untrained)
