@@ -44,8 +44,9 @@ def subset(images, labels, per_class: int, seed: int):
 
 
 def save(path: str, images, labels) -> str:
+  """Written whole or not at all: mixed.npz's presence means its GAN is done."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  np.savez(path, images=images, labels=labels.astype(np.int32))
+  cas.save_npz(path, images=images, labels=labels.astype(np.int32))
   return path
 
 

@@ -73,7 +73,7 @@ def _same_recipe(workdir: str, recipe) -> bool:
   return saved == json.loads(recipe.to_json_best_effort())
 
 
-def _save_npz(path: str, **arrays) -> None:
+def save_npz(path: str, **arrays) -> None:
   """Writes an .npz whole or not at all (a temporary file renamed into place)."""
   tmp = path + '.tmp.npz'
   np.savez(tmp, **arrays)
@@ -86,7 +86,7 @@ def write_generated(experiment, state, step, count: int, seed: int, path: str) -
   images, labels = experiment.generate_images(state, count, seed)
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    _save_npz(path, images=images, labels=np.asarray(labels, np.int32), seed=seed, step=step)
+    save_npz(path, images=images, labels=np.asarray(labels, np.int32), seed=seed, step=step)
 
 
 def held_out_accuracy(workdir: str, test_source) -> tuple[float, object, object]:
@@ -100,7 +100,8 @@ def run_cas(config, workdir: str, hardware=None) -> dict:
   `workdir`; printed, written to cas.json and returned."""
   check_conditional(config)
   e = config.eval
-  recipe = load_recipe(e.get('cas_classifier_config', 'configs/mnist_classifier.py'))
+  recipe_spec = e.get('cas_classifier_config', 'configs/mnist_classifier.py')
+  recipe = load_recipe(recipe_spec)
   real_train = data.load(recipe.data.source, 'train', recipe.data)
   real_test = data.load(recipe.data.source, recipe.data.eval_split, recipe.data)
   experiment, step, state = experiment_lib.restore_for_inference(config, workdir, hardware=hardware)
@@ -148,7 +149,7 @@ def run_cas(config, workdir: str, hardware=None) -> dict:
     'step': int(step),
     'num_samples': int(count),
     'cas_seed': int(seed),
-    'classifier_config': e.get('cas_classifier_config', 'configs/mnist_classifier.py'),
+    'classifier_config': recipe_spec,
     'real_classifier_workdir': os.path.abspath(real_dir),
     'cas': cas,
     'real_accuracy': real,
