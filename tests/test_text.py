@@ -371,7 +371,8 @@ def test_launch_py_bad_prompt_is_one_line_and_exit_2(text_run):
 
 def test_text_step_trains_both_encoders():
   config = load_config('mnist_text')
-  config.model.latent_dim, config.model.g_width, config.model.d_width = 8, 4, 4
+  # Latent 16 > the smoke encoder's 8 features, from which the code noise is drawn.
+  config.model.latent_dim, config.model.g_width, config.model.d_width = 16, 4, 4
   from gan_jax import gan_builder
 
   vocabulary = captions.Vocabulary(captions.vocabulary_words())
