@@ -4,6 +4,7 @@ Config files are Python: loading one runs its code. Override any field from the 
 e.g. `--config.train.num_steps=5000`; the config is locked, so an unknown key is an error.
 """
 
+import logging as std_logging
 import os
 import sys
 
@@ -44,6 +45,12 @@ _PROMPT = flags.DEFINE_string(
   'prompt', '', "--mode=sample: a sentence, e.g. 'a thick seven leaning right' (text models)."
 )
 _PROMPTS_FILE = flags.DEFINE_string('prompts_file', '', '--mode=sample: one sentence per line.')
+_SEEDS = flags.DEFINE_string(
+  'seeds',
+  '',
+  "--mode=sample: one image per seed, e.g. '0-63' or '0-9,42'; image k depends on seed k alone "
+  '(in place of --num_samples and --sample_seed).',
+)
 _COORDINATOR = flags.DEFINE_string(
   'coordinator_address', None, 'Multi-process: host:port of process 0.'
 )
@@ -94,11 +101,17 @@ def parse_flags(argv):
     sys.exit(2)
 
 
+def _not_from_orbax(record) -> bool:
+  return f'{os.sep}orbax{os.sep}' not in record.pathname or record.levelno >= std_logging.CRITICAL
+
+
 def quiet_libraries() -> None:
   """Hides library INFO logs (orbax's checkpoint manager, JAX's TPU probe) unless the user
-  asked for them with absl's --verbosity / -v."""
+  asked for them with absl's --verbosity / -v, and then orbax's errors too: a checkpoint that
+  cannot be written is reported by gan_jax in one line, not by orbax's tracebacks."""
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
+    logging.get_absl_logger().addFilter(_not_from_orbax)
 
 
 def next_commands(argv: list[str]) -> list[str]:
@@ -128,6 +141,11 @@ def main(argv):
   from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
   from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
 
+  if _SEEDS.value:
+    given = [f'--{n}' for n in ('num_samples', 'sample_seed') if flags.FLAGS[n].present]
+    if given:
+      print(f'error: give --seeds or {" and ".join(given)}, not both', file=sys.stderr)
+      sys.exit(2)
   try:
     result = gan_main.run(
       _CONFIG.value,
@@ -144,6 +162,7 @@ def main(argv):
         _PROMPT.value,
         _PROMPTS_FILE.value,
       ),
+      seeds=_SEEDS.value,
       coordinator_address=_COORDINATOR.value,
       num_processes=_NUM_PROCESSES.value,
       process_id=_PROCESS_ID.value,

@@ -282,12 +282,23 @@ class Table:
     return float(np.std(self.attributes[name])) or 1.0
 
   def requests_condition(
-    self, requests: Sequence[Mapping[str, float]], per_request: int, seed: int
+    self,
+    requests: Sequence[Mapping[str, float]],
+    per_request: int,
+    seed: int,
+    seeds: Sequence[int] | None = None,
   ) -> Condition:
     """The Condition of `per_request` samples for each request, request after request: the
-    requested parts as asked, the rest from training rows near each (see draw_rows)."""
-    rng = np.random.default_rng(seed)
-    rows = np.concatenate([self.draw_rows(r, per_request, rng) for r in requests])
+    requested parts as asked, the rest from training rows near each (see draw_rows). With
+    `seeds` (--seeds), one sample per seed and request, its row drawn with its seed alone."""
+    if seeds is None:
+      rng = np.random.default_rng(seed)
+      rows = np.concatenate([self.draw_rows(r, per_request, rng) for r in requests])
+    else:
+      per_request = len(seeds)
+      rows = np.array(
+        [self.draw_rows(r, 1, np.random.default_rng(s))[0] for r in requests for s in seeds]
+      )
     overrides = {}
     for key in sorted({k for r in requests for k in r}):
       asked = np.repeat([float(r.get(key, np.nan)) for r in requests], per_request)

@@ -157,7 +157,9 @@ def inception_reference(weights, eval_config, data_config, mesh=None):
     images, _ = data.all_images(data.load(data_config.source, split, data_config))
     if count and count < len(images):
       images = images[np.sort(np.random.default_rng(0).permutation(len(images))[:count])]
-    return {'pool': fid.features(weights, images, mesh=mesh)[0]}
+    return {
+      'pool': fid.features(weights, images, mesh=mesh, what=f'Inception features of {split}')[0]
+    }
 
   directory = eval_config.inception_cache_dir or os.path.join('~', '.cache', 'gan_jax', 'inception')
   parts = (data_config.source, split, f'n{count}' if count else 'all', weights.sha256[:16])
@@ -167,7 +169,7 @@ def inception_reference(weights, eval_config, data_config, mesh=None):
 def inception_metrics(weights, images, real_pool, seed: int, mesh=None) -> dict:
   """FID, KID, IS, precision/recall (and density/coverage) of uint8 `images` on Inception-v3
   pool features and softmax, against `real_pool`; keys prefixed `inception_`."""
-  pool, logits = fid.features(weights, images, mesh=mesh)
+  pool, logits = fid.features(weights, images, mesh=mesh, what='Inception features of samples')
   probs = special.softmax(logits.astype(np.float64), axis=-1)
   size = min(1000, len(real_pool), len(pool))
   result = metrics.summary(real_pool, pool, probs, kid_subset_size=size, seed=seed)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import metrics
+from gan_jax import progress
 from gan_jax import sharding as sharding_lib
 from gan_jax import torch_weights
 from gan_jax.errors import UserError
@@ -63,6 +64,12 @@ def load_weights(path: str, quiet: bool = False) -> Weights:
 _apply = jax.jit(lambda variables, images: inception.FIDInception().apply(variables, images))
 
 
+def default_num_samples() -> int:
+  """Generated images judged when `config.eval.inception_num_samples` is 0: the 50,000 of
+  papers' FID (StyleGAN's and R3GAN's fid50k_full) on an accelerator, 10,000 on a CPU."""
+  return 10_000 if jax.default_backend() == 'cpu' else 50_000
+
+
 def default_batch_size() -> int:
   """XLA:CPU runs this network fastest on small batches (bench/inception_speed.py: 7.9 images/s
   at 10 against 5.2 at 100; docs/inception.md); accelerators want large ones."""
@@ -70,16 +77,20 @@ def default_batch_size() -> int:
 
 
 def features(
-  weights, images, batch_size: int | None = None, mesh=None
+  weights, images, batch_size: int | None = None, mesh=None, what: str = 'Inception features'
 ) -> tuple[np.ndarray, np.ndarray]:
   """(2048-d pool features, 1,008 unbiased logits) of uint8 or [0, 1] float NHWC images, in
-  batches of one compiled shape; with a mesh, each batch is split over its batch axes."""
+  batches of one compiled shape; with a mesh, each batch is split over its batch axes. A
+  progress line on stderr names the pass `what` ('' = none)."""
   variables = weights.variables if isinstance(weights, Weights) else weights
   batch_size = batch_size or default_batch_size()
   devices = 1 if mesh is None else mesh.size
   batch_size = -(-min(batch_size, max(len(images), 1)) // devices) * devices
   where = None if mesh is None else sharding_lib.batch_sharding(mesh)
   pools, logits = [], []
+  meter = progress.Meter(
+    len(images), what, 'images', enabled=bool(what) and jax.process_index() == 0
+  )
   for start in range(0, len(images), batch_size):
     chunk = np.asarray(images[start : start + batch_size])
     count = len(chunk)
@@ -91,6 +102,8 @@ def features(
     pool, logit = jax.device_get(_apply(variables, chunk))
     pools.append(pool[:count])
     logits.append(logit[:count])
+    meter.update(count)
+  meter.close()
   return np.concatenate(pools), np.concatenate(logits)
 
 
@@ -146,7 +159,12 @@ def path_statistics(path: str, weights: Weights, batch_size: int | None = None, 
   loaded = read_images(path)
   if isinstance(loaded, tuple):
     return loaded
-  pool = np.concatenate([features(weights, group, batch_size, mesh)[0] for group in loaded])
+  pool = np.concatenate(
+    [
+      features(weights, group, batch_size, mesh, f'Inception features of {path}')[0]
+      for group in loaded
+    ]
+  )
   return metrics.feature_statistics(pool)  # float64, np.cov's n - 1, as pytorch-fid
 
 

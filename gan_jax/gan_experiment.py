@@ -79,6 +79,19 @@ class Experiment:
       rows[where] = rng.choice(np.flatnonzero(table.labels == c), len(where))
     return table.condition(rows)
 
+  def conditions_for_seeds(self, labels, seeds):
+    """conditions_for, one sample per seed (--seeds): sample k takes a training row of
+    labels[k] (of any class if `labels` is None) drawn with seeds[k] alone."""
+    table = self.conditions
+    labels = [None] * len(seeds) if labels is None else labels
+    rows = []
+    for label, seed in zip(labels, seeds):
+      pool = (
+        np.arange(len(table.labels)) if label is None else np.flatnonzero(table.labels == label)
+      )
+      rows.append(np.random.default_rng(seed).choice(pool))
+    return table.condition(np.array(rows, np.int64))
+
   def pictures(self, state, step) -> dict:
     """The fixed-noise sample grid from the EMA generator; one row per class if conditional.
     Conditioned on attributes, also `sweep`: per class in `config.eval.sweep_labels`, rows and

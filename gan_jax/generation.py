@@ -47,24 +47,33 @@ def slerp(z0, z1, t):
   return (jnp.sin((1.0 - t) * omega) / so) * z0 + (jnp.sin(t * omega) / so) * z1
 
 
-def ema_images(gan, state, z, labels, batch_size: int = 256) -> np.ndarray:
+def ema_images(
+  gan, state, z, labels, batch_size: int = 256, pad: bool = False, meter=None
+) -> np.ndarray:
   """uint8 images from the EMA generator, in batches; `labels` is the condition: None,
-  labels, or a conditions.Condition."""
-  return np.concatenate(
-    [
-      data.to_uint8(
-        jax.device_get(
-          generate_ema(
-            gan,
-            state,
-            z[i : i + batch_size],
-            jax.tree.map(lambda x, i=i: x[i : i + batch_size], labels),
-          )
-        )
-      )
-      for i in range(0, len(z), batch_size)
-    ]
-  )
+  labels, or a conditions.Condition. With `pad`, the last batch is padded to `batch_size`, so
+  one compiled program makes every image whatever their number (--seeds relies on it).
+  `meter` (progress.Meter) counts the images made."""
+
+  def batch(x, i):
+    x = x[i : i + batch_size]
+    if pad and len(x) < batch_size:
+      x = np.concatenate([x, np.repeat(np.asarray(x[-1:]), batch_size - len(x), axis=0)])
+    return x
+
+  out = []
+  for i in range(0, len(z), batch_size):
+    images = generate_ema(gan, state, batch(z, i), jax.tree.map(lambda x, i=i: batch(x, i), labels))
+    out.append(data.to_uint8(jax.device_get(images))[: min(batch_size, len(z) - i)])
+    if meter is not None:
+      meter.update(len(out[-1]))
+  return np.concatenate(out)
+
+
+def seed_noise(seeds, latent_dim: int, truncation: float = 0.0) -> np.ndarray:
+  """One noise vector per seed, each a function of its seed alone (--seeds)."""
+  keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+  return np.asarray(jax.vmap(lambda k: truncated_normal(k, (latent_dim,), truncation))(keys))
 
 
 def class_rows(images: np.ndarray, labels: np.ndarray, num_classes: int, per_row: int = 10):

@@ -22,17 +22,21 @@ def run(
   sample_seed: int = 0,
   truncation: float = 0.0,
   request: tuple[str, ...] = ('', '', '', '', ''),
+  seeds: str = '',
   coordinator_address=None,
   num_processes=None,
   process_id=None,
 ):
   """Runs `mode` ('train', 'sample', 'eval' or 'cas') of the experiment `config` in
   `workdir`, on the `hardware` settings (gan_jax/hardware.py; None: its defaults). `request`
-  is --mode=sample's (condition, conditions_file, like, prompt, prompts_file)."""
-  if mode != 'sample' and any(request):
+  is --mode=sample's (condition, conditions_file, like, prompt, prompts_file); `seeds` its
+  --seeds ('0-63,99': one image per seed, in place of num_samples and sample_seed)."""
+  if mode != 'sample' and (any(request) or seeds):
     raise UserError(
-      '--condition, --conditions_file, --like, --prompt and --prompts_file are for --mode=sample'
+      '--condition, --conditions_file, --like, --prompt, --prompts_file and --seeds are for '
+      '--mode=sample'
     )
+  seed_list = sample.parse_seeds(seeds) if seeds else None
   hardware = hardware or hardware_lib.default_config()
   config_checks.check_hardware(hardware)
   hardware_lib.use_cpu_devices(hardware.cpu_devices)  # Before anything starts JAX's backends.
@@ -48,10 +52,12 @@ def run(
       truncation,
       hardware=hardware,
       request=sample.Request(*request),
+      seeds=seed_list,
     )
     if jax.process_index() == 0:  # Only process 0 writes the files, and says so.
       per = ' per request' if any(request) else ''
-      print(f'wrote {num_samples} samples{per} to {out_dir}')
+      count = num_samples if seed_list is None else len(seed_list)
+      print(f'wrote {count} samples{per} to {out_dir}')
     return out_dir
   if mode == 'eval':
     return evaluators.run_eval(config, workdir, hardware=hardware)

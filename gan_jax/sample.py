@@ -26,9 +26,47 @@ from gan_jax import data
 from gan_jax import experiment as experiment_lib
 from gan_jax import generation
 from gan_jax import pictures
+from gan_jax import progress
 from gan_jax.errors import UserError
 
 GRID_COLUMNS = 16  # Images per request shown in grid.png.
+SEED_BATCH = 64  # --seeds: every image made in batches of this shape, padded.
+MAX_SEEDS = 1_000_000
+
+
+def parse_seeds(text: str) -> list[int]:
+  """'0-9,42' -> [0, 1, ..., 9, 42]; a one-line UserError for anything else (negative,
+  reversed or malformed ranges, a seed given twice, over 2**32 - 1 or MAX_SEEDS of them)."""
+  seeds = []
+  for item in text.split(','):
+    item = item.strip()
+    first, dash, last = item.partition('-')
+    if not (first.isdigit() and (not dash or last.isdigit())):
+      hint = ' (seeds are non-negative)' if item.startswith('-') else ''
+      raise UserError(f"--seeds: {item!r} is not a seed or a range like '0-63'{hint}")
+    first, last = int(first), int(last) if dash else int(first)
+    if last < first:
+      raise UserError(f'--seeds: range {item!r} runs backwards')
+    if last >= 2**32:
+      raise UserError(f'--seeds: {last} is over the largest seed, {2**32 - 1}')
+    if len(seeds) + last - first + 1 > MAX_SEEDS:
+      raise UserError(f'--seeds: more than {MAX_SEEDS:,} seeds')
+    seeds.extend(range(first, last + 1))
+  if len(set(seeds)) != len(seeds):
+    twice = next(s for i, s in enumerate(seeds) if s in seeds[:i])
+    raise UserError(f'--seeds: seed {twice} is given twice')
+  return seeds
+
+
+def seeds_name(seeds) -> str:
+  """A short name of a seed list for folder names: runs collapsed ('0-9,42'), or a hash."""
+  runs, start = [], 0
+  for i in range(1, len(seeds) + 1):
+    if i == len(seeds) or seeds[i] != seeds[i - 1] + 1:
+      runs.append(str(seeds[start]) if i - start == 1 else f'{seeds[start]}-{seeds[i - 1]}')
+      start = i
+  name = ','.join(runs)
+  return name if len(name) <= 40 else _hash(seeds)
 
 
 @dataclasses.dataclass
@@ -144,14 +182,22 @@ def _like_features(config, experiment, path: str):
   return experiment_lib.load_features(source_features, images), images
 
 
-def plan(config, experiment, num_samples: int, seed: int, request: Request) -> Plan:
-  """What to generate for `request` (or without one); every bad request fails here."""
+def plan(config, experiment, num_samples: int, seed: int, request: Request, seeds=None) -> Plan:
+  """What to generate for `request` (or without one); every bad request fails here. With
+  `seeds`, one image per seed (per request), whatever it draws drawn with its seed alone; the
+  class, when no request names it, is the seed modulo the number of classes."""
+  if seeds is not None:
+    num_samples = len(seeds)
   if not request.given:
     classes = experiment.num_classes
-    labels = np.arange(num_samples, dtype=np.int32) % classes if classes else None
+    index = np.arange(num_samples) if seeds is None else np.asarray(seeds, np.int64)
+    labels = (index % classes).astype(np.int32) if classes else None
     if experiment.conditions is None:
       return Plan(labels, num_samples, 0, {} if labels is None else {'labels': labels}, '')
-    condition = experiment.conditions_for(num_samples, labels, seed)
+    if seeds is None:
+      condition = experiment.conditions_for(num_samples, labels, seed)
+    else:
+      condition = experiment.conditions_for_seeds(labels, seeds)
     arrays = _condition_arrays(experiment.conditions, condition)
     if experiment.has_text:  # Each image takes a training caption of its digit.
       vocabulary = experiment.conditions.text.vocabulary
@@ -172,7 +218,7 @@ def plan(config, experiment, num_samples: int, seed: int, request: Request) -> P
     requests = [table.parse_request(request.condition)]
   else:
     requests = read_conditions_file(table, request.conditions_file)
-  condition = table.requests_condition(requests, num_samples, seed)
+  condition = table.requests_condition(requests, num_samples, seed, seeds)
   if table.vector_size == 0:  # A label-only model takes the labels alone.
     condition = condition.label
   arrays = {'request_index': np.repeat(np.arange(len(requests)), num_samples)}
@@ -202,6 +248,7 @@ def write_samples(
   truncation: float = 0.0,
   hardware=None,
   request: Request | None = None,
+  seeds: list[int] | None = None,
 ) -> str:
   """Writes `num_samples` images (per request, if any) from the EMA generator of the latest
   checkpoint; returns the folder.
@@ -212,8 +259,17 @@ def write_samples(
   sentences), `grid.png` (one row per class, or per request) and, for models without a
   condition vector and no request, `interpolation.png` (a slerp between two noise vectors).
   The folder's name carries a short hash of the request.
+
+  With `seeds` (parse_seeds), image k of each request is a function of seeds[k] alone, made in
+  a batch of fixed shape, so a seed gives the same image bit for bit whatever else is asked;
+  files are named by seed, samples.npz holds `seeds`, and grid.png shows the images in seed
+  order (one row per request, if any). `num_samples` and `seed` are then unused.
   """
   request = request or Request()
+  if seeds is not None:
+    if not seeds:
+      raise UserError('--seeds names no seed')
+    num_samples = len(seeds)
   if num_samples <= 0:
     raise UserError(f'--num_samples must be positive, got {num_samples}')
   if truncation < 0:
@@ -229,10 +285,12 @@ def write_samples(
     raise UserError(f'{request.given[0]}: this model is unconditional (config.model.condition)')
   experiment, step, state = experiment_lib.restore_for_inference(config, workdir, hardware=hardware)
   gan = experiment.gan
-  todo = plan(config, experiment, num_samples, seed, request)
-  name = f'step_{step:06d}_seed_{seed}_n{num_samples}' + (
-    f'_trunc{truncation:g}' if truncation > 0 else ''
+  todo = plan(config, experiment, num_samples, seed, request, seeds)
+  name = f'step_{step:06d}_' + (
+    f'seed_{seed}_n{num_samples}' if seeds is None else f'seeds_{seeds_name(seeds)}'
   )
+  name += f'_trunc{truncation:g}' if truncation > 0 else ''
+
   if todo.key:
     name += f'_{request.given[0][2:]}_{todo.key}'
   out_dir = os.path.join(os.path.abspath(workdir), 'generated', name)
@@ -242,18 +300,35 @@ def write_samples(
     multihost_utils.sync_global_devices(f'sample: checked {out_dir}')
   total = num_samples * max(todo.rows, 1)
   z_rng, strip_rng = jax.random.split(jax.random.key(seed))
-  z = generation.truncated_normal(z_rng, (total, gan.latent_dim), truncation)
-  images = generation.ema_images(gan, state, z, todo.condition)
+  shown = jax.process_index() == 0
+  meter = progress.Meter(total, 'sample: generating', 'images', enabled=shown)
+  if seeds is None:
+    z = generation.truncated_normal(z_rng, (total, gan.latent_dim), truncation)
+    images = generation.ema_images(gan, state, z, todo.condition, meter=meter)
+    names = [f'{i:06d}' for i in range(total)]
+    arrays = {'seed': np.int64(seed)}
+  else:
+    z = np.tile(generation.seed_noise(seeds, gan.latent_dim, truncation), (max(todo.rows, 1), 1))
+    images = generation.ema_images(gan, state, z, todo.condition, SEED_BATCH, True, meter)
+    names = [f'seed{s:04d}' for s in seeds]
+    if todo.rows:
+      names = [f'r{r:03d}_{n}' for r in range(todo.rows) for n in names]
+    arrays = {'seeds': np.tile(np.asarray(seeds, np.int64), max(todo.rows, 1))}
   if jax.process_index() != 0:
     return out_dir
   tmp_dir = out_dir + '.partial'
   os.makedirs(tmp_dir, exist_ok=True)
-  for i, image in enumerate(images):
-    pictures.save_png(os.path.join(tmp_dir, f'{i:06d}.png'), image, min_size=0)
-  arrays = {'images': images, 'step': np.int64(step), 'seed': np.int64(seed), **todo.arrays}
+  meter.close()
+  meter = progress.Meter(total, 'sample: writing', 'images', enabled=shown)
+  for name, image in zip(names, images):
+    pictures.save_png(os.path.join(tmp_dir, f'{name}.png'), image, min_size=0)
+    meter.update(1)
+  meter.close()
+  arrays = {'images': images, 'step': np.int64(step), **arrays, **todo.arrays}
   np.savez(os.path.join(tmp_dir, 'samples.npz'), **arrays)
-  pictures.save_png(os.path.join(tmp_dir, 'grid.png'), _grid(gan, todo, images))
-  if gan.vector_size == 0 and not gan.text_words and not todo.rows:
+  grid = _grid(gan, todo, images) if seeds is None or todo.rows else pictures.grid(images[:256])
+  pictures.save_png(os.path.join(tmp_dir, 'grid.png'), grid)
+  if seeds is None and gan.vector_size == 0 and not gan.text_words and not todo.rows:
     pictures.save_png(
       os.path.join(tmp_dir, 'interpolation.png'),
       generation.interpolation_strip(gan, state, strip_rng, truncation=truncation),
