@@ -13,6 +13,10 @@
   npz:/some/file.npz  uint8 `images` (N, H, W, C) and integer `labels` (N,) in an .npz, e.g. the
                       samples.npz of --mode=sample or the generated set of --mode=cas; one
                       split (every split name reads the whole file).
+  arrayrecord:/path   ArrayRecord shards written by `python -m gan_jax.prepare` (a folder or
+                      .zip of your images, converted once), read at random through grain, each
+                      process reading only its own examples; one split (every split name reads
+                      the whole set).
   synthetic:HxWxC     seeded uniform noise of that shape, 10 classes (10,000 train / 1,000
                       test): for timing a model where no data set is at hand, e.g. the 32 px
                       configs on an offline accelerator. There is nothing in it to learn.
@@ -21,9 +25,13 @@
 import dataclasses
 import functools
 import gzip
+import json
 import os
+import struct
 from typing import Any, Protocol
 
+from array_record.python import array_record_module
+import grain
 import numpy as np
 
 from gan_jax.errors import UserError
@@ -307,10 +315,87 @@ def load(source: str, split: str, data_config: Any = None) -> Source:
     return synthetic(arg, split)
   if kind == 'npz' and arg:
     return npz_source(arg)
+  if kind == 'arrayrecord' and arg:
+    return ArrayRecordSource(arg)
   raise UserError(
     f"unknown data source '{source}': use embedded:mnist, embedded:digits, "
-    'embedded:stacked_mnist, tfds:NAME, folder:/path, npz:/file.npz or synthetic:HxWxC'
+    'embedded:stacked_mnist, tfds:NAME, folder:/path, npz:/file.npz, arrayrecord:/folder or '
+    'synthetic:HxWxC'
   )
+
+
+ARRAYRECORD_FORMAT = 'gan_jax.arrayrecord/1'
+ARRAYRECORD_METADATA = 'metadata.json'
+
+
+def encode_record(image: np.ndarray, label: int) -> bytes:
+  """One `arrayrecord:` record: the label (int32, little-endian), then the uint8 image."""
+  return struct.pack('<i', int(label)) + np.ascontiguousarray(image, np.uint8).tobytes()
+
+
+def decode_record(record: bytes, shape) -> tuple[np.ndarray, np.int32]:
+  """(image, label) of one record."""
+  label = np.frombuffer(record, '<i4', 1)[0].astype(np.int32)
+  return np.frombuffer(record, np.uint8, offset=4).reshape(shape), label
+
+
+class ArrayRecordSource:
+  """The shards of a folder that `python -m gan_jax.prepare` wrote, read record by record (no
+  image is read until asked for). Opening checks the metadata against the shards: the format,
+  every shard present with its count of records, and the record size its shape implies."""
+
+  def __init__(self, root: str):
+    meta_path = os.path.join(root, ARRAYRECORD_METADATA)
+    if not os.path.isfile(meta_path):
+      raise UserError(
+        f'arrayrecord data {root!r} has no {ARRAYRECORD_METADATA}: write it with '
+        '`python -m gan_jax.prepare SRC DEST`'
+      )
+    try:
+      with open(meta_path) as f:
+        meta = json.load(f)
+      shards, shape, count = meta['shards'], tuple(meta['shape']), int(meta['count'])
+      ok = meta['format'] == ARRAYRECORD_FORMAT and len(shape) == 3 and shape[-1] in (1, 3)
+    except (ValueError, KeyError, TypeError):
+      ok = False
+    if not ok:
+      raise UserError(f'arrayrecord data {root!r}: {ARRAYRECORD_METADATA} is not one prepare wrote')
+    paths = [os.path.join(root, s['file']) for s in shards]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+      raise UserError(f'arrayrecord data {root!r}: shard {os.path.basename(missing[0])} is missing')
+    if sum(s['count'] for s in shards) != count:
+      raise UserError(f'arrayrecord data {root!r}: the shard counts do not add up to {count}')
+    for path, shard in zip(paths, shards):
+      try:
+        reader = array_record_module.ArrayRecordReader(path)
+        held = reader.num_records()
+        reader.close()
+      except Exception as e:  # The reader raises several types for a damaged file.
+        raise UserError(
+          f'arrayrecord data {root!r}: {os.path.basename(path)} is not a readable ArrayRecord '
+          f'file: {_first_line(e)}'
+        ) from None
+      if held != shard['count']:
+        raise UserError(
+          f'arrayrecord data {root!r}: {os.path.basename(path)} holds {held} records, '
+          f'{ARRAYRECORD_METADATA} says {shard["count"]}'
+        )
+    self._source = grain.sources.ArrayRecordDataSource(paths)
+    self.image_shape = shape
+    self.num_classes = int(meta.get('num_classes', 1))
+    if len(self._source[0]) != 4 + int(np.prod(shape)):
+      raise UserError(
+        f'arrayrecord data {root!r}: records are not {4 + int(np.prod(shape))} bytes, as shape '
+        f'{shape} implies'
+      )
+
+  def __len__(self):
+    return len(self._source)
+
+  def __getitem__(self, index):
+    image, label = decode_record(self._source[index], self.image_shape)
+    return {'image': image, 'label': label}
 
 
 def npz_source(path: str) -> ArraySource:

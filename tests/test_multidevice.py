@@ -10,6 +10,7 @@ counters), because the simulated device count (XLA_FLAGS) must be set before JAX
   fsdp     8 devices on mesh (data 2, fsdp 4): the large parameters really are split
   hosts    2 processes x 2 devices on loopback (gloo), one shared workdir; then
            `hosts_sample`: --mode=sample with the same 2 processes
+  shard_hosts  as `hosts`, reading the embedded digits from ArrayRecord shards (gan_jax/prepare.py)
 
 All use the smoke config (batch 16, checkpoints every 2 steps, an evaluation at step 3), so
 step 3 follows a checkpoint save and step 4 follows an evaluation: the train step must still be
@@ -203,10 +204,33 @@ def run_all(jobs, parallel: int = PARALLEL):
       job.kill()
 
 
+def embedded_mnist_shards(base) -> str:
+  """The embedded training digits, in their order, as `python -m gan_jax.prepare` writes them
+  from a folder of PNGs and a dataset.json."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  from gan_jax import data  # pylint: disable=g-import-not-at-top
+  from gan_jax import prepare  # pylint: disable=g-import-not-at-top
+
+  train = data.embedded_mnist('train')
+  folder = base / 'digits'
+  folder.mkdir()
+  labels = []
+  for i, (image, label) in enumerate(zip(train.images, train.labels)):
+    Image.fromarray(image[..., 0]).save(folder / f'{i:05d}.png')
+    labels.append([f'{i:05d}.png', int(label)])
+  (folder / 'dataset.json').write_text(json.dumps({'labels': labels}))
+  dest = str(base / 'shards')
+  prepare.prepare(str(folder), dest, size=28, channels=1, show_progress=False, workers=1)
+  return dest
+
+
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
   base = tmp_path_factory.mktemp('multidevice')
-  workdirs = {name: str(base / name) for name in ('one', 'two', 'four', 'eight', 'fsdp', 'hosts')}
+  names = ('one', 'two', 'four', 'eight', 'fsdp', 'hosts', 'shard_hosts')
+  workdirs = {name: str(base / name) for name in names}
+  shards = embedded_mnist_shards(base)
 
   def job(name, devices, workdir, *flags, processes=1, steps=STEPS, after=None):
     return Job(
@@ -226,6 +250,13 @@ def runs(tmp_path_factory):
 
   jobs = [  # The slowest first.
     job('hosts', 2, workdirs['hosts'], processes=2),
+    job(
+      'shard_hosts',
+      2,
+      workdirs['shard_hosts'],
+      f'--config.data.source=arrayrecord:{shards}',
+      processes=2,
+    ),
     job('fsdp', 8, workdirs['fsdp'], "--config.mesh=(('data', 2), ('fsdp', 4))"),
     job('eight', 8, workdirs['eight']),
     job('four', 4, workdirs['four']),
@@ -381,6 +412,17 @@ def test_two_processes_train_like_one_process_with_four_devices(runs):
   assert_states_close(load_state(workdirs['four'], STEPS), load_state(workdirs['one'], STEPS))
 
 
+def test_two_processes_reading_shards_train_like_one_process(runs):
+  """The embedded digits prepared as ArrayRecord shards and read by two processes (each its own
+  share) train as one process reading them from memory."""
+  four, _ = need(runs, 'four', 'shard_hosts')
+  _, workdirs = runs
+  del four
+  got, want = workdirs['shard_hosts'], workdirs['four']
+  assert_losses_close(metrics(got), metrics(want), steps=(2, STEPS))
+  assert_states_close(load_state(got, STEPS), load_state(want, STEPS))
+
+
 def test_only_process_zero_logs_and_both_share_the_checkpoints(runs):
   (hosts,) = need(runs, 'hosts')
   _, workdirs = runs
@@ -416,7 +458,9 @@ def test_eight_device_checkpoint_continues_on_one_device(runs):
   )
 
 
-@pytest.mark.parametrize('name', ['one', 'two', 'four', 'eight', 'fsdp', 'hosts', 'resumed'])
+@pytest.mark.parametrize(
+  'name', ['one', 'two', 'four', 'eight', 'fsdp', 'hosts', 'shard_hosts', 'resumed']
+)
 def test_the_train_step_is_traced_and_compiled_once(runs, name):
   (job,) = need(runs, name)
   # Steps follow a checkpoint save (every 2 steps) and an evaluation, not just other steps.
