@@ -64,13 +64,21 @@ def check_conditional(config) -> None:
     )
 
 
+# Fields that change how a run is carried out, not what it computes.
+NOT_THE_RECIPE = ('async_checkpointing', 'progress_every_secs')
+
+
 def _same_recipe(workdir: str, recipe) -> bool:
   path = os.path.join(workdir, 'config.json')
   if not workdir or not os.path.isfile(path):
     return False
   with open(path) as f:
     saved = json.load(f)
-  return saved == json.loads(recipe.to_json_best_effort())
+  wanted = json.loads(recipe.to_json_best_effort())
+  for config in (saved, wanted):
+    for field in NOT_THE_RECIPE:
+      config.get('train', {}).pop(field, None)
+  return saved == wanted
 
 
 def save_npz(path: str, **arrays) -> None:

@@ -6,7 +6,13 @@ read (truncated, corrupted) is skipped for the previous one, loudly; a training 
 aside to `STEP.unreadable` (kept, never deleted) so it can save that step again. A checkpoint
 whose arrays do not match the model in the config is refused: the workdir belongs to another
 experiment. A save that cannot complete (e.g. a full disk, checked before writing) raises
-OSError, removes its half-written folder and leaves the previous checkpoints as they were.
+SaveError (an OSError naming the step), removes its half-written folder and leaves the previous
+checkpoints as they were.
+
+With `background=True` a save copies the arrays to host memory and returns; orbax writes them
+on a thread while training goes on (the next step may reuse the donated device buffers: the
+copy is taken first). A failure of that write is raised by the next save, `wait()` or `close()`
+(at the latest when the run ends), as the same SaveError naming the step that failed.
 No pickle anywhere: arrays go through tensorstore, the pipeline position through JSON.
 """
 
@@ -22,29 +28,41 @@ import orbax.checkpoint as ocp
 from gan_jax.errors import UserError
 
 
-class Checkpointer:
-  """Saves and restores `(state, data_position)` pairs under `directory`."""
+class SaveError(OSError):
+  """A checkpoint that could not be written: `step` names it, `strerror` says why."""
 
-  def __init__(self, directory: str, max_to_keep: int = 3):
+  def __init__(self, step: int, code: int | None, reason: str):
+    super().__init__(code, reason)
+    self.step = step
+
+
+class Checkpointer:
+  """Saves and restores `(state, data_position)` pairs under `directory`; `background` saves
+  write on a thread (see the module docstring)."""
+
+  def __init__(self, directory: str, max_to_keep: int = 3, background: bool = False):
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
       self.directory,
-      # Synchronous saves: a failure (e.g. a full disk) surfaces at the step that caused it.
       options=ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=background
       ),
       item_handlers={'state': ocp.StandardCheckpointHandler(), 'data': ocp.JsonCheckpointHandler()},
     )
+    self._writing = None  # The step a background save is writing.
 
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, state, data_position: dict) -> None:
-    """Saves synchronously; OSError (the half-written step removed) if it cannot complete."""
+    """Saves (in the background, if so made); SaveError, the half-written step removed, if
+    this save or the background one before it cannot complete."""
+    self.wait()
     needed = sum(x.nbytes for x in jax.tree.leaves(state))
     free = _free_bytes(self.directory)
     if free < needed:  # Fail before writing rather than midway through tensorstore's writes.
-      raise OSError(
+      raise SaveError(
+        step,
         errno.ENOSPC,
         f'{os.strerror(errno.ENOSPC)}: the checkpoint needs about '
         f'{needed / 2**20:.1f} MiB, {self.directory} has {free / 2**20:.1f} MiB free',
@@ -57,18 +75,35 @@ class Checkpointer:
         ),
         force=True,
       )
-    except Exception as e:
-      if jax.process_index() == 0:  # Free the space; orbax would only remove it on a retry.
-        shutil.rmtree(
-          os.path.join(self.directory, f'{step}.orbax-checkpoint-tmp'), ignore_errors=True
-        )
-      if isinstance(e, OSError):
-        raise
-      # Tensorstore reports I/O failures as ValueError("... [os_error_code='28']").
-      code = re.search(r"os_error_code='?(\d+)", str(e))
-      if code:
-        raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from e
-      raise
+    except Exception as e:  # pylint: disable=broad-except
+      self._raise_failed(step, e)
+    self._writing = step
+
+  def wait(self) -> None:
+    """Returns once no save is being written; SaveError if the one being written failed."""
+    step, self._writing = self._writing, None
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      self._raise_failed(step, e)
+
+  def _raise_failed(self, step, error: BaseException):
+    """Removes `step`'s half-written folder; raises SaveError if `error` is an I/O failure (an
+    OSError in its chain, or tensorstore's os_error_code), else `error` itself."""
+    if step is not None and jax.process_index() == 0:  # Orbax would only remove it on a retry.
+      shutil.rmtree(
+        os.path.join(self.directory, f'{step}.orbax-checkpoint-tmp'), ignore_errors=True
+      )
+    cause = error
+    while cause is not None and not isinstance(cause, OSError):
+      cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+      raise SaveError(step, cause.errno, cause.strerror or str(cause)) from error
+    # Tensorstore reports I/O failures as ValueError("... [os_error_code='28']").
+    code = re.search(r"os_error_code='?(\d+)", str(error))
+    if code:
+      raise SaveError(step, int(code.group(1)), os.strerror(int(code.group(1)))) from error
+    raise error
 
   def _check_matches(self, step: int, abstract_state) -> None:
     saved = _shapes_by_path(self._manager.item_metadata(step)['state'].tree)
@@ -124,11 +159,12 @@ class Checkpointer:
     self._manager.reload()
     return target
 
-  def wait(self) -> None:
-    self._manager.wait_until_finished()
-
   def close(self) -> None:
-    self._manager.close()
+    """Waits for a background save (SaveError if it failed), then closes."""
+    try:
+      self.wait()
+    finally:
+      self._manager.close()
 
 
 def _shapes_by_path(tree) -> dict[str, tuple[int, ...]]:

@@ -149,6 +149,7 @@ def _check_train(config) -> None:
   _number(train, where, 'ema_decay', 0, 1, high_open=True)
   _boolean(train, where, 'ema_warmup')
   _boolean(train, where, 'skip_nonfinite')
+  _boolean(train, where, 'async_checkpointing')
 
 
 def _check_eval(config) -> None:
@@ -162,7 +163,9 @@ def _check_eval(config) -> None:
   _integer(ev, where, 'grid_seed')
   _integer(ev, where, 'sample_seed')
   _number(ev, where, 'truncation', 0, note=' (0 = off)')
-  _integer(ev, where, 'inception_num_samples', 2)
+  _integer(ev, where, 'inception_num_samples', 0, ' (0 = 50,000 on an accelerator, 10,000 on CPU)')
+  if ev.get('inception_num_samples') == 1:
+    raise UserError(f'{where}.inception_num_samples must be 0 (automatic) or at least 2, got 1')
   _integer(ev, where, 'inception_reference_samples', 0, ' (0 = all)')
   _integer(ev, where, 'cas_num_samples', 0, " (0 = the real training split's size)")
   _integer(ev, where, 'cas_seed')

@@ -156,7 +156,8 @@ class Inception(Evaluator):
   headline = ('inception_fid', 'inception_kid', 'inception_is')
 
   def __init__(self, config, experiment, num_samples: int):
-    super().__init__(config, experiment, num_samples or config.eval.inception_num_samples)
+    count = num_samples or config.eval.inception_num_samples or fid.default_num_samples()
+    super().__init__(config, experiment, count)
     self.weights = fid.load_weights(config.eval.inception_weights)  # A bad file fails now.
 
   @classmethod
@@ -473,6 +474,14 @@ def run_due(scheduled: list[Scheduled], state, step: int, eval_every: int, last:
       scalars.update(result)
       shown.append(_headline(result, s.evaluator.headline))
   return scalars, '  '.join(x for x in shown if x)
+
+
+def resolve_counts(config) -> None:
+  """Writes the automatic counts (0) of `config` as the numbers this machine will use, so that
+  config.json records them."""
+  ev = config.get('eval')
+  if ev is not None and ev.get('inception_num_samples', None) == 0:
+    ev.inception_num_samples = fid.default_num_samples()
 
 
 def run_eval(config, workdir: str, hardware=None) -> dict:

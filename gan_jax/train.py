@@ -224,8 +224,11 @@ class Saver:
 
   def __init__(self, workdir: str, train_config, log):
     self.workdir, self.log = workdir, log
+    self.background = train_config.get('async_checkpointing', False)
     self.ckpt = checkpoint.Checkpointer(
-      os.path.join(workdir, 'checkpoints'), max_to_keep=train_config.checkpoints_to_keep
+      os.path.join(workdir, 'checkpoints'),
+      max_to_keep=train_config.checkpoints_to_keep,
+      background=self.background,
     )
     self.snapshot_every = train_config.get('snapshot_every_secs', 0.0)
     self.snapshots = None
@@ -247,13 +250,8 @@ class Saver:
     target = self._snapshots() if snapshot else self.ckpt
     try:
       target.save(step, state, {**position, TRAIN_TIME_KEY: seconds})
-    except OSError as e:  # E.g. a full disk: the half-written step is never committed.
-      kept = f'step {self.last_saved}' if self.last_saved is not None else 'none'
-      what = 'snapshot' if snapshot else 'checkpoint'
-      raise UserError(
-        f'could not save the {what} at step {step}: {e.strerror or e}; the '
-        f'previous checkpoint ({kept}) is intact'
-      ) from e
+    except checkpoint.SaveError as e:  # E.g. a full disk: the half-written step is never committed.
+      raise self._save_error(e, snapshot) from e
     if snapshot:
       self.snapshots_taken += 1
       if jax.process_index() == 0:
@@ -275,18 +273,32 @@ class Saver:
       return False
     return bool(np.any(multihost_utils.process_allgather(np.int32(due))))
 
+  def _save_error(self, error: checkpoint.SaveError, snapshot: bool) -> UserError:
+    """One line: which step could not be saved (a background save names its own), why, and
+    the newest checkpoint that is complete."""
+    steps = [s for s in self.ckpt.all_steps() if s != error.step]
+    kept = f'step {steps[-1]}' if steps else 'none'
+    what = 'snapshot' if snapshot else 'checkpoint'
+    return UserError(
+      f'could not save the {what} at step {error.step}: {error.strerror or error}; the '
+      f'previous checkpoint ({kept}) is intact'
+    )
+
   def _snapshots(self) -> checkpoint.Checkpointer:
     if self.snapshots is None:
       self.snapshots = checkpoint.Checkpointer(
-        os.path.join(self.workdir, 'snapshots'), max_to_keep=None
+        os.path.join(self.workdir, 'snapshots'), max_to_keep=None, background=self.background
       )
     return self.snapshots
 
   def close(self) -> None:
-    for ckpt in (self.ckpt, self.snapshots):
+    """Waits for background saves; a failed one is a UserError, as at the next save."""
+    for ckpt, snapshot in ((self.ckpt, False), (self.snapshots, True)):
       if ckpt is not None:
-        ckpt.wait()
-        ckpt.close()
+        try:
+          ckpt.close()
+        except checkpoint.SaveError as e:
+          raise self._save_error(e, snapshot) from e
 
 
 @dataclasses.dataclass
@@ -405,6 +417,7 @@ def train_and_evaluate(config, workdir: str, make_experiment=None, hardware=None
   else:
     start, data_position, seconds = 0, None, 0.0
     state = jax.jit(experiment.init, out_shardings=state_shardings)(jax.random.key(config.seed))
+  evaluators.resolve_counts(config)
   if is_main:
     write_config(config, workdir, start)
     if run.conditions is not None and run.conditions.has_text:  # The words the encoders read.

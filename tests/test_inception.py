@@ -301,3 +301,29 @@ def test_eval_mode_adds_inception_metrics_with_cached_reference(
   again = main.run(config, gan_run, 'eval')
   assert counted == [16, 12, 12]  # the reference came from the cache
   assert again['inception_fid'] == pytest.approx(result['inception_fid'], rel=1e-9)
+
+
+def test_the_automatic_inception_count_is_50k_on_accelerators_and_recorded(tmp_path, monkeypatch):
+  import json
+
+  from gan_jax import config_checks
+  from gan_jax import evaluators
+  from gan_jax import main
+  from gan_jax.errors import UserError
+  from tests.conftest import load_config
+
+  config = load_config('mnist_dcgan', None)
+  assert config.eval.inception_num_samples == 0
+  monkeypatch.setattr(fid.jax, 'default_backend', lambda: 'gpu')
+  assert fid.default_num_samples() == 50_000
+  monkeypatch.setattr(fid.jax, 'default_backend', lambda: 'cpu')
+  evaluators.resolve_counts(config)
+  assert config.eval.inception_num_samples == 10_000
+  config = load_config('mnist_dcgan')
+  config.eval.inception_num_samples = 0
+  main.run(config, str(tmp_path))  # The smoke run: config.json records the count used.
+  with open(tmp_path / 'config.json') as f:
+    assert json.load(f)['eval']['inception_num_samples'] == 10_000
+  config.eval.inception_num_samples = 1
+  with pytest.raises(UserError, match='0 \\(automatic\\) or at least 2'):
+    config_checks.check(config)

@@ -349,8 +349,10 @@ def job_kill_chain(jobs):
     sorted(os.listdir(os.path.join(workdir, 'checkpoints'))),
     metric_rows(workdir),
   )
-  # 2. Killed by us at an arbitrary step (whatever step it has reached when the signal lands).
-  out['at_step'] = run_child(flags(), env=jobs.env, workdir=workdir, signal_at=3)
+  # 2. Killed by us at an arbitrary step (whatever step it has reached when the signal lands),
+  # from step 5 on: checkpoints are written in the background, and step 2's is sure to be
+  # finished once step 4's save has begun (a save first waits for the one before).
+  out['at_step'] = run_child(flags(), env=jobs.env, workdir=workdir, signal_at=5)
   out['after_at_step'] = finished_steps(workdir)
   # 3. Killed with the step-8 checkpoint written in full but not yet committed.
   out['before_commit'] = run_child(
@@ -953,7 +955,7 @@ def test_exact_resume_after_sigkill_at_any_moment(jobs, ref):
   # 2. ... so the rerun starts over, and is killed by the test mid-run.
   r = chain['at_step']
   assert r.resumed_from() is None and 'steps 0..12' in r.stdout, r.describe()
-  assert r.returncode == -signal.SIGKILL and r.signalled_at >= 3, r.describe()
+  assert r.returncode == -signal.SIGKILL and r.signalled_at >= 5, r.describe()
   kept = chain['after_at_step']
   assert kept and max(kept) < 8, kept  # (If the kill landed after 8, step 3 has nothing to do.)
   # 3. Resumes from the newest finished checkpoint; killed just before committing step 8.
