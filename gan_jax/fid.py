@@ -9,7 +9,6 @@ statistics (`mu`, `sigma`, as pytorch-fid's --save-stats writes). The last line 
 from it (gan_jax/torch_weights.py); its SHA-256 is checked against the published file's.
 """
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -22,6 +21,7 @@ from gan_jax import metrics
 from gan_jax import progress
 from gan_jax import sharding as sharding_lib
 from gan_jax import torch_weights
+from gan_jax.errors import ArgumentParser
 from gan_jax.errors import UserError
 from gan_jax.models import inception
 
@@ -169,7 +169,7 @@ def path_statistics(path: str, weights: Weights, batch_size: int | None = None, 
 
 
 def main(argv=None) -> int:
-  parser = _Parser(prog='python -m gan_jax.fid', description=__doc__.split('\n')[0])
+  parser = ArgumentParser(prog='python -m gan_jax.fid', description=__doc__.split('\n')[0])
   parser.add_argument('paths', nargs=2, metavar='PATH', help='folder of images or .npz')
   parser.add_argument('--weights', required=True, help=f"pytorch-fid's {WEIGHTS_FILE}")
   parser.add_argument('--batch-size', type=int, default=None, help='default: 10 on CPU, 200 else')
@@ -198,12 +198,6 @@ def main(argv=None) -> int:
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
-
-
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # One line and exit status 2, not argparse's usage block.
-    print(f'error: {message} (see {self.prog} --help)', file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == '__main__':

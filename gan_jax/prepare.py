@@ -15,7 +15,6 @@ record the label (int32, little-endian) followed by the image (uint8, H x W x C)
 order, what was skipped and why).
 """
 
-import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -34,6 +33,7 @@ import numpy as np
 from gan_jax import data
 from gan_jax import progress
 from gan_jax.data import IMAGE_SUFFIXES
+from gan_jax.errors import ArgumentParser
 from gan_jax.errors import UserError
 
 FORMAT = data.ARRAYRECORD_FORMAT
@@ -283,7 +283,7 @@ def _write(items, tmp, size, channels, fit, per_shard, workers, show_progress) -
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = ArgumentParser(prog='python -m gan_jax.prepare', description=__doc__.split('\n')[0])
   parser.add_argument('src', help='an image folder, or a .zip of one')
   parser.add_argument('dest', help='the folder to create (must not exist)')
   parser.add_argument('--size', type=int, required=True, help='side of the square images')

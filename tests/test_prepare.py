@@ -296,3 +296,6 @@ def test_cli_reports_and_exits_2_on_bad_input(folder, tmp_path):
   assert result.stderr.strip().startswith('error: ') and 'already exists' in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1
   shutil.rmtree(tmp_path / 'out')
+  result = run(str(folder))  # No destination, no --size: argparse's error, in one line too.
+  assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+  assert 'required: dest, --size' in result.stderr
