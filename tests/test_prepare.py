@@ -271,10 +271,14 @@ def test_each_process_reads_the_row_slices_of_one_process_batches(tmp_path):
     batches(p, 2, readers[p], count=5)
   assert len(readers[0].read) == len(readers[1].read) == 20
   assert readers[0].read | readers[1].read == set(range(40))
-  # The checkpointable iterator yields the same batches.
-  it = input_pipeline.iterate(input_pipeline.make_dataset(source, seed=3, global_batch_size=8))
+  # The checkpointable iterator yields the same batches, and resumes from a saved position.
+  ds = input_pipeline.make_dataset(source, seed=3, global_batch_size=8)
+  it = input_pipeline.iterate(ds)
   for batch in whole[:6]:
     np.testing.assert_array_equal(next(it)['image'], batch['image'])
+  resumed = input_pipeline.iterate(ds, it.get_state())
+  for batch in whole[6:9]:
+    np.testing.assert_array_equal(next(resumed)['image'], batch['image'])
 
 
 def test_cli_reports_and_exits_2_on_bad_input(folder, tmp_path):
