@@ -291,14 +291,18 @@ class Saver:
       )
     return self.snapshots
 
-  def close(self) -> None:
-    """Waits for background saves; a failed one is a UserError, as at the next save."""
+  def close(self, failing: bool = False) -> None:
+    """Waits for background saves; a failed one is a UserError, as at the next save. While
+    the run is `failing` on another error, a failed save is logged instead, so that error is
+    the one reported (and the last good checkpoint is still committed before it propagates)."""
     for ckpt, snapshot in ((self.ckpt, False), (self.snapshots, True)):
       if ckpt is not None:
         try:
           ckpt.close()
         except checkpoint.SaveError as e:
-          raise self._save_error(e, snapshot) from e
+          if not failing:
+            raise self._save_error(e, snapshot) from e
+          self.log(f'also: {self._save_error(e, snapshot)}')
 
 
 @dataclasses.dataclass
@@ -464,7 +468,11 @@ def train_and_evaluate(config, workdir: str, make_experiment=None, hardware=None
     f'devices, mesh {dict(mesh.shape)}, conv batch slices {run.conv_batch_slices}, '
     f'steps {start}..{total}'
   )
-  state, step = run_steps(loop, state, start, steps, batches, batch_shardings)
+  try:
+    state, step = run_steps(loop, state, start, steps, batches, batch_shardings)
+  except BaseException:  # A background save still writing is finished before the error leaves.
+    saver.close(failing=True)
+    raise
   saver.close()
   writer.close()
   loop.finish(step)

@@ -87,3 +87,25 @@ def test_the_training_saver_reports_a_failed_final_save_in_one_line(tmp_path, fa
     'could not save the checkpoint at step 2: No space left on device'
   )
   assert str(info.value).endswith('the previous checkpoint (step 1) is intact')
+
+
+def test_a_run_failing_on_another_error_still_finishes_its_background_save(tmp_path, monkeypatch):
+  """A NaN stops the run while the last good checkpoint is still being written (slowed here):
+  it is committed before the error leaves train_and_evaluate."""
+  import asyncio  # pylint: disable=g-import-not-at-top
+
+  from tests.test_reliability import finished_steps  # pylint: disable=g-import-not-at-top
+  from tests.test_reliability import poisoned_experiment  # pylint: disable=g-import-not-at-top
+
+  real = async_path.rename
+
+  async def slow_rename(src, dst):
+    await asyncio.sleep(0.5)
+    return await real(src, dst)
+
+  monkeypatch.setattr(async_path, 'rename', slow_rename)
+  config = load_config('mnist_dcgan')
+  config.train.num_steps, config.train.log_every, config.train.checkpoint_every = 12, 1, 3
+  with pytest.raises(train.NonFiniteError):
+    train.train_and_evaluate(config, str(tmp_path), make_experiment=poisoned_experiment(4))
+  assert finished_steps(str(tmp_path)) == [3]
