@@ -254,14 +254,27 @@ def read_image(path: str, image_shape) -> np.ndarray:
   (1 = greyscale, 3 = RGB), centre-cropped to a square, resized (bicubic) to its size."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
-  size, channels = image_shape[0], image_shape[-1]
   with Image.open(path) as im:
-    im = im.convert('L' if channels == 1 else 'RGB')
-    w, h = im.size
+    return square_image(im, image_shape[0], image_shape[-1])
+
+
+def square_image(im, size: int, channels: int, fit: str = 'crop') -> np.ndarray:
+  """A PIL image as uint8 (size, size, channels): converted to greyscale or RGB, made square
+  (`crop`: the centre square; `pad`: centred on black), resized with bicubic filtering."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  im = im.convert('L' if channels == 1 else 'RGB')
+  w, h = im.size
+  if fit == 'crop':
     side = min(w, h)
     im = im.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
-    im = im.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(im, np.uint8).reshape(tuple(image_shape))
+  elif w != h:
+    side = max(w, h)
+    square = Image.new(im.mode, (side, side))
+    square.paste(im, ((side - w) // 2, (side - h) // 2))
+    im = square
+  im = im.resize((size, size), Image.Resampling.BICUBIC)
+  return np.asarray(im, np.uint8).reshape(size, size, channels)
 
 
 def read_images(path: str, image_shape) -> tuple[np.ndarray, list[str]]:

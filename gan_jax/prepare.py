@@ -28,7 +28,6 @@ import sys
 import zipfile
 
 from array_record.python import array_record_module
-import numpy as np
 
 from gan_jax import data
 from gan_jax import progress
@@ -67,12 +66,7 @@ def _listing(src: str) -> tuple[list[str], bytes | None, str]:
   if os.path.isdir(src):
     if not os.access(src, os.R_OK | os.X_OK):
       raise UserError(f'{src!r} is not readable')
-    names = sorted(
-      _relative(src, os.path.join(d, f))
-      for d, _, files in os.walk(src)
-      for f in files
-      if f.lower().endswith(IMAGE_SUFFIXES)
-    )
+    names = [_relative(src, p) for p in data.image_paths(src)]
     labels_path = os.path.join(src, LABELS_FILE)
     labels = None
     if os.path.isfile(labels_path):
@@ -147,24 +141,6 @@ def _read_labels(raw: bytes, src: str) -> dict[str, int] | None:
   return table
 
 
-def convert(im, size: int, channels: int, fit: str) -> np.ndarray:
-  """A PIL image as uint8 (size, size, channels): converted, made square by `fit`, resized."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
-  im = im.convert('L' if channels == 1 else 'RGB')
-  w, h = im.size
-  if fit == 'crop':
-    side = min(w, h)
-    im = im.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
-  elif w != h:
-    side = max(w, h)
-    square = Image.new(im.mode, (side, side))
-    square.paste(im, ((side - w) // 2, (side - h) // 2))
-    im = square
-  im = im.resize((size, size), Image.Resampling.BICUBIC)
-  return np.asarray(im, np.uint8).reshape(size, size, channels)
-
-
 _ARCHIVES = {}  # A worker's open .zip files: the central directory is read once.
 
 
@@ -183,7 +159,7 @@ def _load(job) -> tuple[bytes | None, str]:
     with Image.open(raw) as im:
       if im.mode in DEEP_MODES:
         return None, f'{im.mode} pixels (16-bit or float); convert them to 8 bits first'
-      image = convert(im, size, channels, fit)
+      image = data.square_image(im, size, channels, fit)
   except Exception as e:  # PIL, zipfile and the OS raise many types for bad files.
     text = str(e).strip().splitlines()
     return None, f'unreadable: {text[0] if text else type(e).__name__}'
@@ -237,7 +213,7 @@ def prepare(
 
 
 def _write(items, tmp, size, channels, fit, per_shard, workers, show_progress) -> dict:
-  digest, shards, skipped, writer, count = hashlib.sha256(), [], [], None, 0
+  digest, shards, skipped, writer = hashlib.sha256(), [], [], None
   workers = workers or os.cpu_count() or 1
   meter = progress.Meter(len(items), 'prepare', 'images', enabled=show_progress)
   jobs = ((item, size, channels, fit) for item in items)
@@ -261,13 +237,13 @@ def _write(items, tmp, size, channels, fit, per_shard, workers, show_progress) -
       writer.write(record)
       digest.update(record)
       shards[-1]['count'] += 1
-      count += 1
       if shards[-1]['count'] == per_shard:
         writer.close()
         writer = None
   if writer is not None:
     writer.close()
   meter.close()
+  count = sum(s['count'] for s in shards)
   if not count:
     reasons = sorted({why for _, why in skipped})
     raise UserError(f'none of the {len(items)} images could be used: {"; ".join(reasons[:3])}')
