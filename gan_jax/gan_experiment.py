@@ -65,11 +65,21 @@ class Experiment:
     """The classes samples are asked for: the label's, or the digits sentences name."""
     return self.gan.num_classes or (self.conditions.num_classes if self.has_text else 0)
 
-  def conditions_for(self, count: int, labels, seed: int):
+  def conditions_for(self, count: int, labels, seed: int, seeds=None):
     """The Condition of `count` samples of these labels (None: any class): each takes a
     training row of its class, drawn with `seed`, so its attributes are ones such a digit
-    has."""
-    table, rng = self.conditions, np.random.default_rng(seed)
+    has. With `seeds` (--seeds), sample k's row is drawn with seeds[k] alone."""
+    table = self.conditions
+    if seeds is not None:
+      labels = [None] * len(seeds) if labels is None else labels
+      rows = [
+        np.random.default_rng(s).choice(
+          np.arange(len(table.labels)) if c is None else np.flatnonzero(table.labels == c)
+        )
+        for c, s in zip(labels, seeds)
+      ]
+      return table.condition(np.array(rows, np.int64))
+    rng = np.random.default_rng(seed)
     if labels is None:
       return table.condition(rng.integers(0, len(table.labels), count))
     labels = np.asarray(labels)
@@ -78,19 +88,6 @@ class Experiment:
       where = np.flatnonzero(labels == c)
       rows[where] = rng.choice(np.flatnonzero(table.labels == c), len(where))
     return table.condition(rows)
-
-  def conditions_for_seeds(self, labels, seeds):
-    """conditions_for, one sample per seed (--seeds): sample k takes a training row of
-    labels[k] (of any class if `labels` is None) drawn with seeds[k] alone."""
-    table = self.conditions
-    labels = [None] * len(seeds) if labels is None else labels
-    rows = []
-    for label, seed in zip(labels, seeds):
-      pool = (
-        np.arange(len(table.labels)) if label is None else np.flatnonzero(table.labels == label)
-      )
-      rows.append(np.random.default_rng(seed).choice(pool))
-    return table.condition(np.array(rows, np.int64))
 
   def pictures(self, state, step) -> dict:
     """The fixed-noise sample grid from the EMA generator; one row per class if conditional.

@@ -194,10 +194,7 @@ def plan(config, experiment, num_samples: int, seed: int, request: Request, seed
     labels = (index % classes).astype(np.int32) if classes else None
     if experiment.conditions is None:
       return Plan(labels, num_samples, 0, {} if labels is None else {'labels': labels}, '')
-    if seeds is None:
-      condition = experiment.conditions_for(num_samples, labels, seed)
-    else:
-      condition = experiment.conditions_for_seeds(labels, seeds)
+    condition = experiment.conditions_for(num_samples, labels, seed, seeds)
     arrays = _condition_arrays(experiment.conditions, condition)
     if experiment.has_text:  # Each image takes a training caption of its digit.
       vocabulary = experiment.conditions.text.vocabulary
@@ -290,7 +287,6 @@ def write_samples(
     f'seed_{seed}_n{num_samples}' if seeds is None else f'seeds_{seeds_name(seeds)}'
   )
   name += f'_trunc{truncation:g}' if truncation > 0 else ''
-
   if todo.key:
     name += f'_{request.given[0][2:]}_{todo.key}'
   out_dir = os.path.join(os.path.abspath(workdir), 'generated', name)

@@ -125,8 +125,8 @@ def test_a_seed_draws_its_training_row_alone():
   assert both.vector.shape == (4, 2)
   np.testing.assert_array_equal(one.vector, both.vector[[1, 3]])
   experiment = types.SimpleNamespace(conditions=table)
-  rows = gan_experiment.Experiment.conditions_for_seeds(experiment, [1, 2, 1], [5, 6, 7])
-  alone = gan_experiment.Experiment.conditions_for_seeds(experiment, [1], [7])
+  rows = gan_experiment.Experiment.conditions_for(experiment, 3, [1, 2, 1], 0, seeds=[5, 6, 7])
+  alone = gan_experiment.Experiment.conditions_for(experiment, 1, [1], 1, seeds=[7])
   np.testing.assert_array_equal(alone.vector, rows.vector[2:])
   assert list(rows.label) == [1, 2, 1]
 
