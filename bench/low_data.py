@@ -5,11 +5,14 @@ then the article's classifier in three arms, paired by seed (the same real digit
   real        the n per class, the recipe as it is (no augmentation)
   real+aug    the same with random shifts and rotations (config.augment.max_shift/max_degrees)
   real+aug+gen  the same plus --generated_per_class digits per class from the GAN, the real
-              digits repeated so that half of every epoch is real
+              digits repeated so that a --generated_share of the set is generated
 
 Each arm trains --classifier_steps steps of the recipe (batch 128) and is tested on the 1,000
-real held-out digits. Writes one JSON row per (n, seed, arm), a markdown table of means with
-standard errors and the paired difference gen - aug, and a PNG of accuracy against n.
+real held-out digits. The GAN is --gan (mnist_fast, the default config) for --gan_steps with
+DiffAugment --gan_augment; each GAN setting and each mix has its own folder under
+--workroot/n<n>_seed<seed>/, so a rerun with other settings reuses the real arms and nothing
+else. Writes one JSON row per (n, seed, arm), a markdown table of means with standard errors
+and the paired difference gen - aug, and a PNG of accuracy against n.
 
   python bench/low_data.py --per_class=5,10,50,100,400 --seeds=0,1,2 --out=docs/low_data.json
   python bench/low_data.py --smoke --workroot=/tmp/low_data --out=/tmp/low_data.json
@@ -20,6 +23,7 @@ import datetime
 import json
 import math
 import os
+import re
 import statistics
 import sys
 
@@ -85,6 +89,22 @@ def train_classifier(args, npz: str, seed: int, augmented: bool, workdir: str) -
   return accuracy
 
 
+def gan_name(args) -> str:
+  """The folder of one GAN setting, so that runs of another setting never mix with it."""
+  name = f'gan_{args.gan}_{args.gan_steps}_{args.gan_augment or "none"}'
+  return re.sub(r'[^\w.,=-]+', '_', name)
+
+
+def mix(images, labels, generated, share: float):
+  """The real digits repeated beside all of `generated`, so that `share` of the set is generated
+  (the repeat rounded; at least one copy of the real digits)."""
+  repeat = max(1, round(len(generated.labels) * (1 - share) / (share * len(labels))))
+  return (
+    np.concatenate([np.tile(images, (repeat, 1, 1, 1)), generated.images]),
+    np.concatenate([np.tile(labels, repeat), generated.labels]),
+  )
+
+
 def run_one(args, per_class: int, seed: int) -> list[dict]:
   root = os.path.join(args.workroot, f'n{per_class}_seed{seed}')
   train = data.load('embedded:mnist', 'train')
@@ -95,20 +115,30 @@ def run_one(args, per_class: int, seed: int) -> list[dict]:
   rows.append(dict(per_class=per_class, seed=seed, arm='real', accuracy=acc))
   acc = train_classifier(args, real_npz, seed, True, os.path.join(root, 'real_aug'))
   rows.append(dict(per_class=per_class, seed=seed, arm='real+aug', accuracy=acc))
-  mixed_npz = os.path.join(root, 'mixed.npz')
-  if not os.path.isfile(mixed_npz):
-    experiment, step, state = train_gan(args, real_npz, seed, os.path.join(root, 'gan'))
-    gen_npz = os.path.join(root, 'generated.npz')
+  gan_root = os.path.join(root, gan_name(args))
+  gen_npz = os.path.join(gan_root, f'generated_{args.generated_per_class}.npz')
+  if not os.path.isfile(gen_npz):  # Written whole or not at all: its presence means done.
+    experiment, step, state = train_gan(args, real_npz, seed, os.path.join(gan_root, 'gan'))
     cas.write_generated(experiment, state, step, 10 * args.generated_per_class, seed, gen_npz)
-    generated = data.npz_source(gen_npz)
-    repeat = max(1, round(args.generated_per_class / per_class))
-    save(
-      mixed_npz,
-      np.concatenate([np.tile(images, (repeat, 1, 1, 1)), generated.images]),
-      np.concatenate([np.tile(labels, repeat), generated.labels]),
+  arm = f'real_aug_gen_{args.generated_per_class}_share{args.generated_share:g}'
+  mixed_npz = save(
+    os.path.join(gan_root, arm + '.npz'),
+    *mix(images, labels, data.npz_source(gen_npz), args.generated_share),
+  )
+  acc = train_classifier(args, mixed_npz, seed, True, os.path.join(gan_root, arm))
+  rows.append(
+    dict(
+      per_class=per_class,
+      seed=seed,
+      arm='real+aug+gen',
+      accuracy=acc,
+      gan=args.gan,
+      gan_steps=args.gan_steps,
+      gan_augment=args.gan_augment,
+      generated_per_class=args.generated_per_class,
+      generated_share=args.generated_share,
     )
-  acc = train_classifier(args, mixed_npz, seed, True, os.path.join(root, 'real_aug_gen'))
-  rows.append(dict(per_class=per_class, seed=seed, arm='real+aug+gen', accuracy=acc))
+  )
   return rows
 
 
@@ -123,8 +153,8 @@ def markdown(rows, args, cpu: str, minutes: float) -> str:
     f'CPU: {cpu}; {datetime.date.today()}; {minutes:.0f} minutes in all; GAN {args.gan} '
     f'({args.gan_steps} steps, DiffAugment {args.gan_augment!r}); classifier {args.recipe}, '
     f'{args.classifier_steps} steps; augmentation shift {args.max_shift} px, rotation '
-    f'{args.max_degrees} deg; {args.generated_per_class} generated digits per class; seeds '
-    f'{args.seeds}.',
+    f'{args.max_degrees} deg; {args.generated_per_class} generated digits per class, '
+    f'{args.generated_share:g} of the mixed set; seeds {args.seeds}.',
     '',
     '| real per class | real | real+aug | real+aug+gen | gen - aug (paired) |',
     '|---|---|---|---|---|',
@@ -178,18 +208,21 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--per_class', default='5,10,50,100,400')
   parser.add_argument('--seeds', default='0,1,2')
-  parser.add_argument('--gan', default='mnist_cgan')
-  parser.add_argument('--gan_steps', type=int, default=1500)
+  parser.add_argument('--gan', default='mnist_fast')
+  parser.add_argument('--gan_steps', type=int, default=5500)
   parser.add_argument('--gan_augment', default='translation,cutout')
   parser.add_argument('--recipe', default='configs/mnist_classifier.py')
   parser.add_argument('--classifier_steps', type=int, default=465)
   parser.add_argument('--generated_per_class', type=int, default=400)
+  parser.add_argument('--generated_share', type=float, default=0.25)
   parser.add_argument('--max_shift', type=float, default=2.0)
   parser.add_argument('--max_degrees', type=float, default=10.0)
   parser.add_argument('--workroot', default='runs/low_data')
   parser.add_argument('--out', default='docs/low_data.json')
   parser.add_argument('--smoke', action='store_true', help='smoke configs, n=5, one seed')
   args = parser.parse_args(argv)
+  if not 0 < args.generated_share < 1:
+    parser.error(f'--generated_share must be in (0, 1), got {args.generated_share}')
   if args.smoke:
     args.per_class, args.seeds, args.generated_per_class = '5', '0', 10
     args.gan_steps = args.classifier_steps = 6  # What the smoke configs train.

@@ -121,11 +121,25 @@ def test_low_data_study_smoke(tmp_path):
     rows = json.load(f)
   assert [r['arm'] for r in rows] == list(low_data.ARMS)
   assert all(0.0 <= r['accuracy'] <= 1.0 and r['per_class'] == 5 for r in rows)
-  with np.load(str(tmp_path / 'runs' / 'n5_seed0' / 'mixed.npz')) as f:
-    # 50 real digits repeated twice beside 100 generated ones: half real.
-    assert f['images'].shape[0] == 200 and np.bincount(f['labels']).tolist() == [20] * 10
+  (mixed,) = (tmp_path / 'runs' / 'n5_seed0').glob('gan_*/real_aug_gen_10_share0.25.npz')
+  with np.load(str(mixed)) as f:
+    # 50 real digits repeated six times beside 100 generated ones: a quarter generated.
+    assert f['images'].shape[0] == 400 and np.bincount(f['labels']).tolist() == [40] * 10
+    real = np.load(str(tmp_path / 'runs' / 'n5_seed0' / 'real.npz'))['images']
+    np.testing.assert_array_equal(f['images'][:300], np.tile(real, (6, 1, 1, 1)))
+  assert rows[-1]['generated_share'] == 0.25
   assert '| 5 |' in (tmp_path / 'low_data.md').read_text()
   assert (tmp_path / 'low_data.png').stat().st_size > 0
+
+
+@pytest.mark.parametrize('share', ['0', '1', '-0.5', '1.5'])
+def test_low_data_study_refuses_a_share_outside_0_1(tmp_path, share, capsys):
+  from bench import low_data
+
+  with pytest.raises(SystemExit) as e:
+    low_data.main(['--smoke', f'--workroot={tmp_path}', f'--generated_share={share}'])
+  assert e.value.code == 2 and 'generated_share' in capsys.readouterr().err
+  assert not any(tmp_path.iterdir())
 
 
 def test_shift_rotate_keeps_shape_and_is_identity_at_zero():
