@@ -15,9 +15,7 @@ import argparse
 import datetime
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,14 +30,11 @@ ARMS = {
 
 
 def run_arm(args, flags: list, workdir: str) -> float:
-  shutil.rmtree(workdir, ignore_errors=True)
   name, fields = common.parse_spec(args.spec)
-  subprocess.run(
+  rows = common.launch(
+    name,
+    workdir,
     [
-      sys.executable,
-      os.path.join(common.REPO, 'launch.py'),
-      f'--config=configs/{name}.py',
-      f'--workdir={workdir}',
       *[f'--config.{path}={value}' for path, value in fields],
       f'--config.data.source={args.data}',
       f'--config.train.num_steps={args.steps}',
@@ -48,12 +43,7 @@ def run_arm(args, flags: list, workdir: str) -> float:
       '--config.train.eval_every=1000000',
       *flags,
     ],
-    check=True,
-    cwd=common.REPO,
-    stdout=subprocess.DEVNULL,
   )
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    rows = [json.loads(line) for line in f]
   return [r for r in rows if 'steps_per_sec' in r][-1]['steps_per_sec']
 
 

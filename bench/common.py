@@ -1,4 +1,5 @@
-"""What the benchmarks share: run specs, the CPU's name, the DCGAN's FLOPs and the timer.
+"""What the benchmarks share: run specs, a launch.py run, the CPU's name, the DCGAN's FLOPs and
+the timer.
 
 A run spec is a config name, optionally followed by `:field=value` overrides (values are Python
 literals), e.g. `mnist_dcgan:model.g_width=16:loss.r1_gamma=1.0`; bench/ablate.py,
@@ -7,10 +8,14 @@ bench/time_to_quality.py and bench/train_step.py all take them.
 
 import ast
 import importlib
+import json
 import os
 import platform
 import re
+import shutil
 import statistics
+import subprocess
+import sys
 
 import ml_collections
 
@@ -45,6 +50,26 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
       raise SystemExit(f'error: {spec}: no config field {path}')
     node[field] = value
   return config
+
+
+def launch(config: str, workdir: str, flags: list[str]) -> list[dict]:
+  """Trains `configs/<config>.py` afresh in `workdir` (removed first) through launch.py with the
+  extra absl `flags`, its output discarded; returns the run's metrics.jsonl rows."""
+  shutil.rmtree(workdir, ignore_errors=True)
+  subprocess.run(
+    [
+      sys.executable,
+      os.path.join(REPO, 'launch.py'),
+      f'--config=configs/{config}.py',
+      f'--workdir={workdir}',
+      *flags,
+    ],
+    check=True,
+    cwd=REPO,
+    stdout=subprocess.DEVNULL,
+  )
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f]
 
 
 def cpu_name() -> str:

@@ -86,25 +86,18 @@ def read_rate(source_name: str, batch: int, batches: int) -> tuple[float, float]
 def train_rate(dest: str, workdir: str, steps: int) -> tuple[float, int]:
   """(median steps/s of cifar10_dcgan on the shards after its first log interval, batch)."""
   config = common.load_config('cifar10_dcgan')
-  shutil.rmtree(workdir, ignore_errors=True)
-  subprocess.run(
+  rows = common.launch(
+    'cifar10_dcgan',
+    workdir,
     [
-      sys.executable,
-      os.path.join(common.REPO, 'launch.py'),
-      '--config=configs/cifar10_dcgan.py',
-      f'--workdir={workdir}',
       f'--config.data.source=arrayrecord:{dest}',
       f'--config.train.num_steps={steps}',
       '--config.train.log_every=5',
       '--config.train.eval_every=1000000',
       '--config.train.checkpoint_every=1000000',
     ],
-    check=True,
-    cwd=common.REPO,
-    stdout=subprocess.DEVNULL,
   )
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    rates = [json.loads(l).get('steps_per_sec') for l in f]
+  rates = [r.get('steps_per_sec') for r in rows]
   rates = [r for r in rates if r]
   return statistics.median(rates[1:] or rates), config.train.batch_size
 
