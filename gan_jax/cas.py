@@ -7,11 +7,14 @@ the same recipe trained on the real training split (its accuracy is CAS's ceilin
 that real-trained classifier's accuracy on the generated images.
 
 Everything lives in `workdir/cas/step<S>_seed<K>_n<N>/`: `generated.npz` (the labelled
-training set), `generated/` and `real/` (the two classifier runs, resumable like any run) and
-`cas.json`. A real-trained classifier is reused from `config.eval.classifier_workdir` when it
-was trained with the very same recipe.
+training set) and, per recipe, `<recipe>/` (named by the recipe file, its variant and a digest
+of its fields) with `generated/` and `real/` (the two classifier runs, resumable like any run)
+and `cas.json`; so another recipe, or an edited one, never resumes a run of the first. A
+real-trained classifier is reused from `config.eval.classifier_workdir` when it was trained with
+the very same recipe.
 """
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -68,17 +71,28 @@ def check_conditional(config) -> None:
 NOT_THE_RECIPE = ('async_checkpointing', 'progress_every_secs')
 
 
+def _fields(config: dict) -> dict:
+  for field in NOT_THE_RECIPE:
+    config.get('train', {}).pop(field, None)
+  return config
+
+
 def _same_recipe(workdir: str, recipe) -> bool:
   path = os.path.join(workdir, 'config.json')
   if not workdir or not os.path.isfile(path):
     return False
   with open(path) as f:
     saved = json.load(f)
-  wanted = json.loads(recipe.to_json_best_effort())
-  for config in (saved, wanted):
-    for field in NOT_THE_RECIPE:
-      config.get('train', {}).pop(field, None)
-  return saved == wanted
+  return _fields(saved) == _fields(json.loads(recipe.to_json_best_effort()))
+
+
+def recipe_folder(spec: str, recipe) -> str:
+  """The folder name of a recipe's runs: `mnist_classifier`, `mnist_classifier-smoke` for a
+  variant, then 8 hex digits of its fields, so an edited file gets a folder of its own."""
+  path, _, variant = spec.partition(':')
+  name = os.path.splitext(os.path.basename(path))[0] + (f'-{variant}' if variant else '')
+  fields = json.dumps(_fields(json.loads(recipe.to_json_best_effort())), sort_keys=True)
+  return f'{name}_{hashlib.sha256(fields.encode()).hexdigest()[:8]}'
 
 
 def save_npz(path: str, **arrays) -> None:
@@ -127,8 +141,9 @@ def run_cas(config, workdir: str, hardware=None) -> dict:
   seed = e.get('cas_seed', 0)
   is_main = jax.process_index() == 0
   log = print if is_main else (lambda *_: None)
-  folder = os.path.join(os.path.abspath(workdir), 'cas', f'step{step}_seed{seed}_n{count}')
-  npz = os.path.join(folder, 'generated.npz')
+  samples = os.path.join(os.path.abspath(workdir), 'cas', f'step{step}_seed{seed}_n{count}')
+  npz = os.path.join(samples, 'generated.npz')
+  folder = os.path.join(samples, recipe_folder(recipe_spec, recipe))
   if not os.path.isfile(npz):
     log(f'cas: drawing {count} class-balanced images from the EMA generator at step {step}')
     write_generated(experiment, state, step, count, seed, npz)

@@ -33,14 +33,16 @@ def cgan_run(tmp_path_factory):
 
 def test_cas_on_a_smoke_cgan_is_in_range_written_and_deterministic(cgan_run):
   result = main.run(cas_config(), cgan_run, 'cas')
-  folder = os.path.join(cgan_run, 'cas', 'step6_seed0_n100')
+  samples = os.path.join(cgan_run, 'cas', 'step6_seed0_n100')
+  folder = os.path.join(samples, cas.recipe_folder(RECIPE, cas.load_recipe(RECIPE)))
+  assert os.path.basename(folder).startswith('mnist_classifier-smoke_')
   with open(os.path.join(folder, 'cas.json')) as f:
     assert json.load(f) == result
   for key in ('cas', 'real_accuracy', 'gan_test'):
     assert 0.0 <= result[key] <= 1.0
   assert result['cas_over_real'] == pytest.approx(result['cas'] / result['real_accuracy'])
   assert result['num_samples'] == 100 and result['step'] == 6
-  with np.load(os.path.join(folder, 'generated.npz')) as f:
+  with np.load(os.path.join(samples, 'generated.npz')) as f:
     assert f['images'].shape == (100, 28, 28, 1) and f['images'].dtype == np.uint8
     assert np.bincount(f['labels']).tolist() == [10] * 10  # Class-balanced.
   # The real-trained arm of the same recipe is reused from a workdir trained with it.
@@ -49,12 +51,28 @@ def test_cas_on_a_smoke_cgan_is_in_range_written_and_deterministic(cgan_run):
   # Everything again from nothing: the same numbers.
   os.rename(os.path.join(cgan_run, 'cas'), os.path.join(cgan_run, 'cas_first'))
   config = cas_config()
-  config.eval.classifier_workdir = os.path.join(cgan_run, 'cas_first', 'step6_seed0_n100', 'real')
+  first = folder.replace(os.sep + 'cas' + os.sep, os.sep + 'cas_first' + os.sep)
+  config.eval.classifier_workdir = os.path.join(first, 'real')
   again = main.run(config, cgan_run, 'cas')
   assert again['real_classifier_workdir'] == config.eval.classifier_workdir
-  assert not os.path.exists(os.path.join(cgan_run, 'cas', 'step6_seed0_n100', 'real'))
+  assert not os.path.exists(os.path.join(folder, 'real'))
   for key in ('cas', 'real_accuracy', 'gan_test'):
     assert again[key] == result[key]
+
+
+def test_another_recipe_trains_in_a_folder_of_its_own(cgan_run):
+  """A second recipe on the same generated digits never resumes the first recipe's runs."""
+  plain = main.run(cas_config(), cgan_run, 'cas')
+  config = cas_config()
+  config.eval.cas_classifier_config = 'configs/mnist_classifier_aug.py:smoke'
+  augmented = main.run(config, cgan_run, 'cas')
+  assert os.path.dirname(augmented['real_classifier_workdir']) != os.path.dirname(
+    plain['real_classifier_workdir']
+  )
+  with open(os.path.join(augmented['real_classifier_workdir'], 'config.json')) as f:
+    assert json.load(f)['augment'] == {'max_degrees': 10.0, 'max_shift': 2.0}
+  samples = os.path.join(cgan_run, 'cas', 'step6_seed0_n100')
+  assert sum(os.path.isfile(os.path.join(samples, d, 'cas.json')) for d in os.listdir(samples)) == 2
 
 
 @pytest.mark.parametrize(
