@@ -185,3 +185,42 @@ def test_classifier_trains_on_a_set_smaller_than_its_batch(tmp_path):
   main.run(recipe, str(tmp_path / 'run'))  # batch 32 from 20 digits.
   accuracy, _, _ = cas.held_out_accuracy(str(tmp_path / 'run'), data.load('embedded:mnist', 'test'))
   assert 0.0 <= accuracy <= 1.0
+
+
+def test_cas_bench_tabulates_draw_seeds_and_reads_finished_passes(cgan_run, tmp_path):
+  from bench import cas as cas_bench
+
+  runs = tmp_path / 'runs'
+  runs.mkdir()
+  (runs / 'mnist_cgan').symlink_to(cgan_run)
+  out = str(tmp_path / 'cas.json')
+  flags = [
+    '--smoke',
+    '--configs=mnist_cgan',
+    '--recipes=configs/mnist_classifier.py',
+    '--counts=100',
+    '--seeds=0,1',
+    f'--runs={runs}',
+    f'--out={out}',
+  ]
+  cas_bench.main(flags)
+  with open(out) as f:
+    rows = json.load(f)
+  assert [(r['seed'], r['count'], r['step']) for r in rows] == [(0, 100, 6), (1, 100, 6)]
+  assert rows[0]['cas'] != rows[1]['cas'] or rows[0]['gan_test'] != rows[1]['gan_test']
+  table = (tmp_path / 'cas.md').read_text()
+  assert '| mnist_cgan (6) | mnist_classifier.py | 100 | ' in table and ' ± ' in table
+  written = [os.path.join(os.path.dirname(r['real_classifier_workdir']), 'cas.json') for r in rows]
+  stamps = {p: os.path.getmtime(p) for p in written}
+  cas_bench.main(flags)  # Every pass has run: read from its cas.json, nothing retrained.
+  with open(out) as f:
+    assert json.load(f) == rows
+  assert {p: os.path.getmtime(p) for p in stamps} == stamps
+
+
+def test_cas_bench_refuses_an_untrained_config(tmp_path):
+  from bench import cas as cas_bench
+
+  with pytest.raises(SystemExit, match='no trained GAN in .*train it first'):
+    cas_bench.main(['--smoke', '--configs=mnist_r3gan', f'--runs={tmp_path}'])
+  assert not os.listdir(tmp_path)
