@@ -9,7 +9,7 @@ folder. A pass whose cas.json exists is read, not rerun, so an interrupted study
 
   python bench/cas.py --configs=mnist_cgan,mnist_r3gan,mnist_fast \\
     --recipes=configs/mnist_classifier.py,configs/mnist_classifier_aug.py \\
-    --counts=4000,20000 --seeds=0,1,2 --out=docs/cas.json
+    --counts=4000,20000 --seeds=0,1,2 --out=docs/cas_study.json
 """
 
 import argparse
@@ -121,7 +121,7 @@ def main(argv=None):
   parser.add_argument('--counts', default='4000,20000')
   parser.add_argument('--seeds', default='0,1,2')
   parser.add_argument('--runs', default='runs', help='the GAN and classifier workdirs')
-  parser.add_argument('--out', default='docs/cas.json')
+  parser.add_argument('--out', default='docs/cas_study.json')
   parser.add_argument('--smoke', action='store_true', help="the configs' smoke variants")
   args = parser.parse_args(argv)
   names = args.configs.split(',')
@@ -132,6 +132,7 @@ def main(argv=None):
     parser.error(f'--counts and --seeds take integers separated by commas: {e}')
   if min(counts) < 1:
     parser.error(f'--counts must be at least 1, got {args.counts}')
+  table_file = common.table_path(args.out)
   check_runs(args, names)
   start = datetime.datetime.now()
   rows = []
@@ -144,7 +145,7 @@ def main(argv=None):
             json.dump(rows, f, indent=1)
   minutes = (datetime.datetime.now() - start).total_seconds() / 60
   table = markdown(rows, common.cpu_name(), minutes)
-  with open(os.path.splitext(args.out)[0] + '.md', 'w') as f:
+  with open(table_file, 'w') as f:
     f.write(table)
   print(table)
 

@@ -72,6 +72,17 @@ def launch(config: str, workdir: str, flags: list[str]) -> list[dict]:
     return [json.loads(line) for line in f]
 
 
+def table_path(out: str) -> str:
+  """The markdown table beside the JSON `out`; exits at once, before any work, when that file
+  exists and is not a benchmark table (they start 'CPU: '), e.g. a docs page of that name."""
+  path = os.path.splitext(out)[0] + '.md'
+  if os.path.exists(path):
+    with open(path) as f:
+      if f.read(5) != 'CPU: ':
+        sys.exit(f'error: {path!r} exists and is not a benchmark table; name another --out')
+  return path
+
+
 def cpu_name() -> str:
   """The processor's model name (/proc/cpuinfo on Linux) and the cores this process may use."""
   name = platform.processor() or platform.machine()

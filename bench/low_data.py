@@ -227,6 +227,7 @@ def main(argv=None):
     args.per_class, args.seeds, args.generated_per_class = '5', '0', 10
     args.gan_steps = args.classifier_steps = 6  # What the smoke configs train.
     args.recipe = 'configs/mnist_classifier.py:smoke'
+  table_file = common.table_path(args.out)
   start = datetime.datetime.now()
   rows = []
   for seed in [int(s) for s in args.seeds.split(',')]:
@@ -236,7 +237,7 @@ def main(argv=None):
         json.dump(rows, f, indent=1)
   minutes = (datetime.datetime.now() - start).total_seconds() / 60
   table = markdown(rows, args, common.cpu_name(), minutes)
-  with open(os.path.splitext(args.out)[0] + '.md', 'w') as f:
+  with open(table_file, 'w') as f:
     f.write(table)
   plot(rows, os.path.splitext(args.out)[0] + '.png')
   print(table)

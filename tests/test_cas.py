@@ -224,3 +224,14 @@ def test_cas_bench_refuses_an_untrained_config(tmp_path):
   with pytest.raises(SystemExit, match='no trained GAN in .*train it first'):
     cas_bench.main(['--smoke', '--configs=mnist_r3gan', f'--runs={tmp_path}'])
   assert not os.listdir(tmp_path)
+
+
+def test_benches_never_overwrite_a_page_that_is_not_their_table(tmp_path):
+  from bench import cas as cas_bench
+
+  page = tmp_path / 'cas.md'
+  page.write_text('# Generated digits as training data\n')
+  with pytest.raises(SystemExit, match='is not a benchmark table'):
+    cas_bench.main(['--smoke', f'--runs={tmp_path}', f'--out={tmp_path / "cas.json"}'])
+  assert page.read_text() == '# Generated digits as training data\n'
+  assert sorted(os.listdir(tmp_path)) == ['cas.md']
