@@ -13,8 +13,8 @@ folder. A pass whose cas.json exists is read, not rerun, so an interrupted study
 """
 
 import argparse
+import collections
 import datetime
-import importlib
 import json
 import math
 import os
@@ -28,10 +28,6 @@ from gan_jax import cas  # pylint: disable=g-import-not-at-top
 from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
 
 
-def gan_config(name: str, variant: str | None):
-  return importlib.import_module(f'configs.{name}').get_config(variant)
-
-
 def newest_step(workdir: str) -> int | None:
   folder = os.path.join(workdir, 'checkpoints')
   steps = [int(d) for d in os.listdir(folder) if d.isdigit()] if os.path.isdir(folder) else []
@@ -40,7 +36,7 @@ def newest_step(workdir: str) -> int | None:
 
 def one_pass(args, name: str, recipe: str, count: int, seed: int) -> dict:
   """One --mode=cas pass (or its cas.json when it has run before) as a table row."""
-  config = gan_config(name, 'smoke' if args.smoke else None)
+  config = common.load_config(name, 'smoke' if args.smoke else None)
   spec = recipe + (':smoke' if args.smoke else '')
   config.eval.cas_classifier_config = spec
   config.eval.cas_num_samples = count
@@ -48,13 +44,8 @@ def one_pass(args, name: str, recipe: str, count: int, seed: int) -> dict:
   stem = os.path.splitext(os.path.basename(recipe))[0]
   config.eval.classifier_workdir = os.path.join(args.runs, stem)
   workdir = os.path.join(args.runs, name)
-  done = os.path.join(
-    workdir,
-    'cas',
-    f'step{newest_step(workdir)}_seed{seed}_n{count}',
-    cas.recipe_folder(spec, cas.load_recipe(spec)),
-    'cas.json',
-  )
+  folder = cas.pass_folder(workdir, newest_step(workdir), seed, count, spec, cas.load_recipe(spec))
+  done = os.path.join(folder, 'cas.json')
   if os.path.isfile(done):
     with open(done) as f:
       result = json.load(f)
@@ -73,12 +64,6 @@ def check_runs(args, names) -> None:
       )
 
 
-def mean_se(values):
-  mean = statistics.fmean(values)
-  se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float('nan')
-  return mean, se
-
-
 def markdown(rows, cpu: str, minutes: float) -> str:
   lines = [
     f'CPU: {cpu}; {datetime.date.today()}; {minutes:.0f} minutes for the passes not read from '
@@ -87,20 +72,11 @@ def markdown(rows, cpu: str, minutes: float) -> str:
     '| config (step) | recipe | generated | CAS | real-data accuracy | CAS / real | GAN-test |',
     '|---|---|---|---|---|---|---|',
   ]
-  keys = sorted(
-    {(r['config'], r['step'], r['recipe'], r['count']) for r in rows},
-    key=lambda k: (k[0], k[2], k[3]),
-  )
-  for name, step, recipe, count in keys:
-    group = sorted(
-      (
-        r
-        for r in rows
-        if (r['config'], r['step'], r['recipe'], r['count']) == (name, step, recipe, count)
-      ),
-      key=lambda r: r['seed'],
-    )
-    cas, se = mean_se([r['cas'] for r in group])
+  groups = collections.defaultdict(list)
+  for r in sorted(rows, key=lambda r: (r['config'], r['recipe'], r['count'], r['seed'])):
+    groups[r['config'], r['step'], r['recipe'], r['count']].append(r)
+  for (name, step, recipe, count), group in groups.items():
+    cas, se = common.mean_se([r['cas'] for r in group])
     per_seed = ', '.join(f'{r["cas"]:.3f}' for r in group)
     spread = '' if math.isnan(se) else f' ± {se:.4f}'
     real = statistics.fmean(r['real_accuracy'] for r in group)

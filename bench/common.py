@@ -9,6 +9,7 @@ bench/time_to_quality.py and bench/train_step.py all take them.
 import ast
 import importlib
 import json
+import math
 import os
 import platform
 import re
@@ -37,10 +38,11 @@ def parse_spec(spec: str) -> tuple[str, list[tuple[str, object]]]:
   return name, fields
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-  """The config a run spec names, overrides applied; an unknown field is an error."""
+def load_config(spec: str, variant: str | None = None) -> ml_collections.ConfigDict:
+  """The config a run spec names (its `variant`, e.g. 'smoke', if given), overrides applied; an
+  unknown field is an error."""
   name, fields = parse_spec(spec)
-  config = importlib.import_module(f'configs.{name}').get_config()
+  config = importlib.import_module(f'configs.{name}').get_config(variant)
   for path, value in fields:
     *sections, field = path.split('.')
     node = config
@@ -81,6 +83,13 @@ def table_path(out: str) -> str:
       if f.read(5) != 'CPU: ':
         sys.exit(f'error: {path!r} exists and is not a benchmark table; name another --out')
   return path
+
+
+def mean_se(values) -> tuple[float, float]:
+  """The mean of `values` and its standard error (nan for a single value)."""
+  mean = statistics.fmean(values)
+  se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float('nan')
+  return mean, se
 
 
 def cpu_name() -> str:

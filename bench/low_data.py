@@ -24,7 +24,6 @@ import json
 import math
 import os
 import re
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,10 +67,8 @@ def train_gan(args, real_npz: str, seed: int, workdir: str):
 
 
 def _smoke(spec: str):
-  import importlib  # pylint: disable=g-import-not-at-top
-
   name, _ = common.parse_spec(spec)
-  return importlib.import_module(f'configs.{name}').get_config('smoke')
+  return common.load_config(name, 'smoke')
 
 
 def train_classifier(args, npz: str, seed: int, augmented: bool, workdir: str) -> float:
@@ -142,12 +139,6 @@ def run_one(args, per_class: int, seed: int) -> list[dict]:
   return rows
 
 
-def mean_se(values):
-  mean = statistics.fmean(values)
-  se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float('nan')
-  return mean, se
-
-
 def markdown(rows, args, cpu: str, minutes: float) -> str:
   lines = [
     f'CPU: {cpu}; {datetime.date.today()}; {minutes:.0f} minutes in all; GAN {args.gan} '
@@ -166,10 +157,10 @@ def markdown(rows, args, cpu: str, minutes: float) -> str:
       for arm in ARMS
     }
     for arm in ARMS:
-      mean, se = mean_se(list(by_arm[arm].values()))
+      mean, se = common.mean_se(list(by_arm[arm].values()))
       cells.append(f'{mean:.4f} ± {se:.4f}')
     seeds = sorted(set(by_arm['real+aug']) & set(by_arm['real+aug+gen']))
-    mean, se = mean_se([by_arm['real+aug+gen'][s] - by_arm['real+aug'][s] for s in seeds])
+    mean, se = common.mean_se([by_arm['real+aug+gen'][s] - by_arm['real+aug'][s] for s in seeds])
     cells.append(f'{100 * mean:+.2f} ± {100 * se:.2f} points')
     lines.append(f'| {n} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
@@ -185,7 +176,8 @@ def plot(rows, path: str) -> None:
   for arm in ARMS:
     ns = sorted({r['per_class'] for r in rows if r['arm'] == arm})
     stats = [
-      mean_se([r['accuracy'] for r in rows if r['arm'] == arm and r['per_class'] == n]) for n in ns
+      common.mean_se([r['accuracy'] for r in rows if r['arm'] == arm and r['per_class'] == n])
+      for n in ns
     ]
     ax.errorbar(
       ns,

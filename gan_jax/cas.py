@@ -95,6 +95,13 @@ def recipe_folder(spec: str, recipe) -> str:
   return f'{name}_{hashlib.sha256(fields.encode()).hexdigest()[:8]}'
 
 
+def pass_folder(workdir: str, step: int, seed: int, count: int, spec: str, recipe) -> str:
+  """Where the pass of a recipe over `count` digits of draw `seed` at `step` keeps its runs
+  and cas.json; its generated.npz lies one folder up, shared by every recipe."""
+  samples = os.path.join(os.path.abspath(workdir), 'cas', f'step{step}_seed{seed}_n{count}')
+  return os.path.join(samples, recipe_folder(spec, recipe))
+
+
 def save_npz(path: str, **arrays) -> None:
   """Writes an .npz whole or not at all (a temporary file renamed into place)."""
   tmp = path + '.tmp.npz'
@@ -141,9 +148,8 @@ def run_cas(config, workdir: str, hardware=None) -> dict:
   seed = e.get('cas_seed', 0)
   is_main = jax.process_index() == 0
   log = print if is_main else (lambda *_: None)
-  samples = os.path.join(os.path.abspath(workdir), 'cas', f'step{step}_seed{seed}_n{count}')
-  npz = os.path.join(samples, 'generated.npz')
-  folder = os.path.join(samples, recipe_folder(recipe_spec, recipe))
+  folder = pass_folder(workdir, step, seed, count, recipe_spec, recipe)
+  npz = os.path.join(os.path.dirname(folder), 'generated.npz')
   if not os.path.isfile(npz):
     log(f'cas: drawing {count} class-balanced images from the EMA generator at step {step}')
     write_generated(experiment, state, step, count, seed, npz)
