@@ -8,7 +8,8 @@ else from the first-level sub-folder (classes in sorted order; images at the top
 Every image is converted to greyscale or RGB (alpha dropped), made square (`crop`: the centre
 square; `pad`: centred on a black square) and resized (bicubic) to --size; `crop` gives what
 the `folder:` source gives, bit for bit. Images that cannot be read, or hold 16-bit or float
-pixels, are skipped and reported. DEST is written whole or not at all (built beside it and
+pixels, or whose path inside a .zip is absolute or climbs out through `..`, are skipped and
+reported. DEST is written whole or not at all (built beside it and
 renamed) and never overwritten: shards `shard-NNNNN.array_record` of --per_shard records, each
 record the label (int32, little-endian) followed by the image (uint8, H x W x C), and
 `metadata.json` (count, shape, classes, per-shard counts, the SHA-256 of the records in
@@ -61,8 +62,21 @@ def _relative(root: str, path: str) -> str:
   return os.path.relpath(path, root).replace(os.sep, '/')
 
 
-def _listing(src: str) -> tuple[list[str], bytes | None, str]:
-  """(image names, dataset.json's bytes or None, 'folder' or 'zip') of SRC."""
+# Why a .zip member whose name leaves the archive's folder (`../x.png`, `/x.png`) is skipped.
+OUTSIDE = 'its path leaves the archive (absolute, or through ..)'
+
+
+def climbs_out(name: str) -> bool:
+  """Whether an archive member's name is absolute or climbs out through '..' (zip slip)."""
+  parts = name.replace('\\', '/').split('/')
+  return (
+    name.startswith(('/', '\\')) or (len(parts[0]) == 2 and parts[0][1] == ':') or ('..' in parts)
+  )
+
+
+def _listing(src: str) -> tuple[list[str], bytes | None, str, list[str]]:
+  """(image names, dataset.json's bytes or None, 'folder' or 'zip', the .zip's image names that
+  leave the archive, which are skipped) of SRC."""
   if os.path.isdir(src):
     if not os.access(src, os.R_OK | os.X_OK):
       raise UserError(f'{src!r} is not readable')
@@ -72,7 +86,7 @@ def _listing(src: str) -> tuple[list[str], bytes | None, str]:
     if os.path.isfile(labels_path):
       with open(labels_path, 'rb') as f:
         labels = f.read()
-    return names, labels, 'folder'
+    return names, labels, 'folder', []
   if os.path.isfile(src):
     try:
       with zipfile.ZipFile(src) as z:
@@ -81,14 +95,21 @@ def _listing(src: str) -> tuple[list[str], bytes | None, str]:
         labels = z.read(LABELS_FILE) if LABELS_FILE in z.namelist() else None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
       raise UserError(f'{src!r} is not a readable .zip: {e}') from None
-    return names, labels, 'zip'
+    outside = [n for n in names if climbs_out(n)]
+    return [n for n in names if not climbs_out(n)], labels, 'zip', outside
   raise UserError(f'{src!r} does not exist')
 
 
-def list_items(src: str) -> tuple[list[Item], list[str], list[str]]:
-  """(the images of SRC in sorted order with their labels, the class names or [], the images
-  left out because dataset.json gives them no label)."""
-  names, labels_json, kind = _listing(src)
+def list_items(src: str) -> tuple[list[Item], list[str], list[list[str]]]:
+  """(the images of SRC in sorted order with their labels, the class names or [], [name, why]
+  of the images left out: dataset.json gives them no label, or their path leaves the .zip)."""
+  names, labels_json, kind, outside = _listing(src)
+  items, classes, unlisted = _labelled(src, names, labels_json, kind)
+  left_out = [[n, f'no label in {LABELS_FILE}'] for n in unlisted]
+  return items, classes, left_out + [[n, OUTSIDE] for n in outside]
+
+
+def _labelled(src, names, labels_json, kind):
   if not names:
     raise UserError(f'{src!r} holds no images ({", ".join(IMAGE_SUFFIXES)})')
 
@@ -191,12 +212,12 @@ def prepare(
     raise UserError(f'{dest!r} already exists; name a new folder (nothing was written)')
   if not os.path.isdir(os.path.dirname(dest)):
     raise UserError(f'the folder to hold {dest!r} does not exist')
-  items, class_names, unlisted = list_items(src)
+  items, class_names, left_out = list_items(src)
   tmp = f'{dest}.partial-{os.getpid()}'
   os.makedirs(tmp)
   try:
     metadata = _write(items, tmp, size, channels, fit, per_shard, workers, show_progress)
-    metadata['skipped'] += [[n, f'no label in {LABELS_FILE}'] for n in unlisted]
+    metadata['skipped'] += left_out
     metadata.update(
       source=os.path.abspath(src),
       fit=fit,

@@ -3,6 +3,7 @@ dataset.json, folders and zips alike, crop and pad, skipped files reported, shar
 metadata checked on opening, bad input refused with nothing written, and the input pipeline
 giving each process the row-slices of a one-process run's batches."""
 
+import io
 import json
 import os
 import re
@@ -303,3 +304,27 @@ def test_cli_reports_and_exits_2_on_bad_input(folder, tmp_path):
   result = run(str(folder))  # No destination, no --size: argparse's error, in one line too.
   assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
   assert 'required: dest, --size' in result.stderr
+
+
+def test_zip_members_that_leave_the_archive_are_skipped_with_a_reason(tmp_path):
+  """Zip slip: names that are absolute or climb out through '..' are never read, and '..' is
+  never a class."""
+  png = io.BytesIO()
+  Image.fromarray(_image(0, (8, 8, 3))).save(png, format='PNG')
+  files = {
+    'cat/a.png': png.getvalue(),
+    'dog/b.png': png.getvalue(),
+    '../../x.png': png.getvalue(),
+    '/abs.png': png.getvalue(),
+    'cat/../../y.png': png.getvalue(),
+  }
+  archive = tmp_path / 'slip.zip'
+  with zipfile.ZipFile(archive, 'w') as z:
+    for name, content in files.items():
+      z.writestr(zipfile.ZipInfo(name), content)
+  meta = prepare.prepare(str(archive), str(tmp_path / 'out'), size=8, show_progress=False)
+  assert meta['class_names'] == ['cat', 'dog'] and meta['count'] == 2
+  skipped = {name: why for name, why in meta['skipped']}
+  assert set(skipped) == {'../../x.png', '/abs.png', 'cat/../../y.png'}
+  assert all(why == prepare.OUTSIDE for why in skipped.values())
+  assert prepare.climbs_out('C:/x.png') and not prepare.climbs_out('a/b..c.png')
