@@ -121,8 +121,6 @@ def _check_top(config) -> None:
       f'config.experiment {config.get("experiment")!r} is not one of {list(EXPERIMENTS)}'
     )
   _integer(config, 'config', 'seed')
-  # Older configs carry the CPU device count; hardware configs do now (check_hardware).
-  _integer(config, 'config', 'cpu_devices', 0, ' (0 = JAX default)', say_integer=True)
   if 'mesh' in config:
     sharding.check_mesh_spec(config.mesh)
 
@@ -135,7 +133,6 @@ def _check_train(config) -> None:
   where = 'config.train'
   for name in (
     'num_steps',
-    'num_epochs',
     'batch_size',
     'log_every',
     'eval_every',
@@ -195,14 +192,23 @@ def check_evals(config, registry: Mapping | None = None) -> None:
     where = f'config.evals.{name}'
     if not _is_section(spec):
       raise UserError(f'{where} must be a dict of {", ".join(EVAL_SPEC_FIELDS)}, got {spec!r}')
-    unknown = sorted(set(spec.keys()) - set(EVAL_SPEC_FIELDS))
-    if unknown:
-      raise UserError(
-        f'{where}: unknown field(s) {", ".join(unknown)}; allowed: {", ".join(EVAL_SPEC_FIELDS)}'
-      )
     if 'type' not in spec:
       raise UserError(f'{where} needs a type (the evaluator to run)')
     _string(spec, where, 'type', nonempty=True)
+    options = getattr(registry.get(spec.type), 'options', {}) if registry is not None else {}
+    allowed = (*EVAL_SPEC_FIELDS, *options)
+    unknown = sorted(set(spec.keys()) - set(allowed))
+    if unknown:
+      raise UserError(
+        f'{where}: unknown field(s) {", ".join(unknown)}; allowed: {", ".join(allowed)}'
+      )
+    for option, default in options.items():
+      if option not in spec:
+        continue
+      if isinstance(default, int):
+        _integer(spec, where, option, 1)
+      else:
+        _string(spec, where, option)
     if registry is not None:
       if spec.type not in registry:
         raise UserError(

@@ -53,15 +53,33 @@ class Evaluator:
 
   experiments: tuple[str, ...] = ('gan',)
   headline: tuple[str, ...] = ()
+  # Options this evaluator alone reads, set in its own `config.evals.NAME` entry (big_vision's
+  # from_config): name -> its default, or 'eval.FIELD' to fall back on that shared field.
+  options: dict = {}
 
-  def __init__(self, config, experiment, num_samples: int):
+  def __init__(self, config, experiment, num_samples: int, spec=None):
     self.config, self.experiment, self.num_samples = config, experiment, num_samples
+    self.spec = spec
 
   @classmethod
-  def configured(cls, config) -> bool:
+  def option(cls, config, spec, name: str):
+    """Option `name`: the evaluator's own entry if it sets it, else its default."""
+    value = spec.get(name) if spec is not None else None
+    if value is not None and value != '':
+      return value
+    default = cls.options[name]
+    if isinstance(default, str) and default.startswith('eval.'):
+      return config.eval.get(default.removeprefix('eval.'), '')
+    return default
+
+  def own(self, name: str):
+    return self.option(self.config, self.spec, name)
+
+  @classmethod
+  def configured(cls, config, spec=None) -> bool:
     """Whether the config supplies what this evaluator needs (e.g. a judge); if not, it is
     skipped."""
-    del config
+    del config, spec
     return True
 
   def run(self, state, step: int) -> dict:
@@ -80,13 +98,15 @@ def _headline(scalars: dict, keys) -> str:
 class _Judged(Evaluator):
   """Base of the evaluators that score generated images with the project's classifier."""
 
-  def __init__(self, config, experiment, num_samples: int):
-    super().__init__(config, experiment, num_samples or config.eval.num_samples)
-    self.judge = evaluate.load_judge(config.eval.classifier_workdir)  # A bad run fails now.
+  options = {'classifier_workdir': 'eval.classifier_workdir'}
+
+  def __init__(self, config, experiment, num_samples: int, spec=None):
+    super().__init__(config, experiment, num_samples or config.eval.num_samples, spec)
+    self.judge = evaluate.load_judge(self.own('classifier_workdir'))  # A bad run fails now.
 
   @classmethod
-  def configured(cls, config) -> bool:
-    return bool(config.eval.classifier_workdir)
+  def configured(cls, config, spec=None) -> bool:
+    return bool(cls.option(config, spec, 'classifier_workdir'))
 
   def images(self, state):
     e = self.config.eval
@@ -155,14 +175,16 @@ class Inception(Evaluator):
 
   headline = ('inception_fid', 'inception_kid', 'inception_is')
 
-  def __init__(self, config, experiment, num_samples: int):
+  options = {'weights': 'eval.inception_weights'}
+
+  def __init__(self, config, experiment, num_samples: int, spec=None):
     count = num_samples or config.eval.inception_num_samples or fid.default_num_samples()
-    super().__init__(config, experiment, count)
-    self.weights = fid.load_weights(config.eval.inception_weights)  # A bad file fails now.
+    super().__init__(config, experiment, count, spec)
+    self.weights = fid.load_weights(self.own('weights'))  # A bad file fails now.
 
   @classmethod
-  def configured(cls, config) -> bool:
-    return bool(config.eval.get('inception_weights', ''))
+  def configured(cls, config, spec=None) -> bool:
+    return bool(cls.option(config, spec, 'weights'))
 
   def run(self, state, step: int) -> dict:
     del step
@@ -198,20 +220,23 @@ class Control(Evaluator):
   leakage, and, with `config.eval.classifier_workdir`, the judge's accuracy on the requested
   class. Keys prefixed `control_`."""
 
-  LEVELS = 10  # Values per swept attribute and class.
+  # levels: values per swept attribute and class.
+  options = {'classifier_workdir': 'eval.classifier_workdir', 'levels': 10}
 
-  def __init__(self, config, experiment, num_samples: int):
-    super().__init__(config, experiment, num_samples or 2000)
+  def __init__(self, config, experiment, num_samples: int, spec=None):
+    super().__init__(config, experiment, num_samples or 2000, spec)
     self.table = experiment.conditions
-    self.grid = control.request_grid(self.table, self.LEVELS)
+    self.levels = int(self.own('levels'))
+    self.grid = control.request_grid(self.table, self.levels)
     self.per_request = math.ceil(self.num_samples / len(self.grid.requests))
-    workdir = config.eval.classifier_workdir
+    workdir = self.own('classifier_workdir')
     self.judge = evaluate.load_judge(workdir) if workdir and self.table.has_label else None
     names = self.table.conditioned_attributes
     self.headline = tuple(f'control_r_{a}' for a in names) + ('control_class_accuracy',)
 
   @classmethod
-  def configured(cls, config) -> bool:
+  def configured(cls, config, spec=None) -> bool:
+    del spec
     return bool(conditions.attribute_names(conditions.names(config.model)))
 
   def run(self, state, step: int) -> dict:
@@ -225,7 +250,7 @@ class Control(Evaluator):
     result = control.metrics(self.table, self.grid, self.per_request, morpho.measure(images))
     if self.judge is not None:
       probs, _ = self.judge.predict(images)
-      result['class_accuracy'] = float(np.mean(np.argmax(probs, -1) == condition.label))
+      result['class_accuracy'] = float(np.mean(np.argmax(probs, -1) == condition['label']))
     result = {f'control_{k}': v for k, v in result.items()}
     result['control_num_samples'] = count
     return result
@@ -235,7 +260,7 @@ class Control(Evaluator):
     names = self.table.conditioned_attributes
     count = result['control_num_samples']
     print(
-      f'control at step {step} ({count} samples, {self.LEVELS} levels per attribute and class):'
+      f'control at step {step} ({count} samples, {self.levels} levels per attribute and class):'
     )
     for a in names:
       r = {k: result[f'control_{k}_{a}'] for k in ('r', 'mae', 'mae_sd')}
@@ -262,9 +287,11 @@ class InstanceRank(Evaluator):
 
   headline = ('instance_rank_median', 'instance_rank_p90')
 
-  def __init__(self, config, experiment, num_samples: int):
-    super().__init__(config, experiment, num_samples or 8)
-    self.ranker = evaluate.load_judge(config.eval.rank_classifier_workdir)
+  options = {'rank_classifier_workdir': 'eval.rank_classifier_workdir'}
+
+  def __init__(self, config, experiment, num_samples: int, spec=None):
+    super().__init__(config, experiment, num_samples or 8, spec)
+    self.ranker = evaluate.load_judge(self.own('rank_classifier_workdir'))
     source = data.load(config.data.source, config.eval.floor_split, config.data)
     self.images, self.labels = data.all_images(source)
     gan = experiment.gan
@@ -281,9 +308,9 @@ class InstanceRank(Evaluator):
     self.real_features = self.ranker.predict(self.images)[1]
 
   @classmethod
-  def configured(cls, config) -> bool:
+  def configured(cls, config, spec=None) -> bool:
     text = conditions.TEXT in conditions.names(config.model)
-    return bool(config.eval.get('rank_classifier_workdir', '')) and not text
+    return bool(cls.option(config, spec, 'rank_classifier_workdir')) and not text
 
   def run(self, state, step: int) -> dict:
     del step
@@ -328,8 +355,10 @@ class TextObedience(Evaluator):
 
   headline = ('text_obedience_seen', 'text_obedience_held_out', 'text_digit_accuracy')
 
-  def __init__(self, config, experiment, num_samples: int):
-    super().__init__(config, experiment, num_samples or 2250)
+  options = {'classifier_workdir': 'eval.classifier_workdir'}
+
+  def __init__(self, config, experiment, num_samples: int, spec=None):
+    super().__init__(config, experiment, num_samples or 2250, spec)
     self.table = table = experiment.conditions
     if table is None or table.text is None:
       raise UserError('the text evaluator needs a config with a text section')
@@ -339,7 +368,7 @@ class TextObedience(Evaluator):
         "the text evaluator needs a model conditioned on 'text' or on ('label', 'thickness', "
         f"'slant'), not {table.parts}"
       )
-    self.judge = evaluate.load_judge(config.eval.classifier_workdir)
+    self.judge = evaluate.load_judge(self.own('classifier_workdir'))
     self.compositions = captions.all_compositions(table.num_classes)
     held = set(table.text.held_out)
     self.held = np.array([c in held for c in self.compositions])
@@ -347,8 +376,9 @@ class TextObedience(Evaluator):
     self.ceiling = self._ceiling(config)
 
   @classmethod
-  def configured(cls, config) -> bool:
-    return config.get('text') is not None and bool(config.eval.classifier_workdir)
+  def configured(cls, config, spec=None) -> bool:
+    judge = cls.option(config, spec, 'classifier_workdir')
+    return config.get('text') is not None and bool(judge)
 
   def _codes(self, digits, images) -> np.ndarray:
     measured = morpho.measure(images)
@@ -452,7 +482,7 @@ def configured(config) -> list[tuple[str, type, dict]]:
   chosen = []
   for name, spec in (config.get('evals') or {}).items():
     cls = REGISTRY[spec.type]  # Known, and judging this kind of experiment: checked above.
-    if cls.configured(config):
+    if cls.configured(config, spec):
       chosen.append((name, cls, spec))
   return chosen
 
@@ -460,7 +490,7 @@ def configured(config) -> list[tuple[str, type, dict]]:
 def build(config, experiment) -> list[Scheduled]:
   """The configured evaluators of `config.evals`, built (judges loaded) and scheduled."""
   return [
-    Scheduled(name, spec.get('every', 0), cls(config, experiment, spec.get('num_samples', 0)))
+    Scheduled(name, spec.get('every', 0), cls(config, experiment, spec.get('num_samples', 0), spec))
     for name, cls, spec in configured(config)
   ]
 

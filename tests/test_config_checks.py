@@ -74,7 +74,7 @@ def test_every_config_passes(name, variant):
 def test_a_config_without_optional_fields_passes():
   config = load_config('mnist_r3gan')
   with config.unlocked():
-    for key in ('evals', 'cpu_devices', 'eval'):
+    for key in ('evals', 'eval'):
       if key in config:
         del config[key]
     del config.model.r3gan  # The module's defaults: group_size 16 divides 8 x expansion 2.
@@ -196,13 +196,6 @@ def test_non_finite_floats_are_refused_in_any_field():
 def test_unknown_experiment_lists_the_choices():
   config = ml_collections.ConfigDict(dict(experiment='diffusion'))
   expect_error("['classifier', 'gan']", config_checks.check, config)
-
-
-def test_old_cpu_devices_field_is_checked_when_present():
-  config = load_config('mnist_dcgan')
-  with config.unlocked():
-    config.cpu_devices = -1
-  expect_error('config.cpu_devices must be an integer >= 0', config_checks.check, config)
 
 
 class GanOnly:

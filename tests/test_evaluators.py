@@ -3,6 +3,7 @@ look at (curves.png, training time that continues across resumes)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -135,3 +136,37 @@ def test_training_clock_pauses_and_resumes():
   with clock.paused():
     paused_at = clock.seconds()
   assert before >= 100.0 and clock.seconds() - paused_at < 0.05
+
+
+def test_an_evaluator_reads_its_own_options_from_its_entry():
+  """big_vision's from_config: an option only one evaluator reads lives in its
+  config.evals.NAME entry; the shared config.eval field stays the fallback."""
+  config = load_config('mnist_dcgan')
+  assert evaluators.configured(config) == []
+  with config.unlocked():
+    config.evals.classifier_metrics.classifier_workdir = 'runs/judge'
+    config.evals.inception.weights = ''
+  chosen = evaluators.configured(config)
+  assert [name for name, _, _ in chosen] == ['classifier_metrics']
+  cls, spec = chosen[0][1], chosen[0][2]
+  assert cls.option(config, spec, 'classifier_workdir') == 'runs/judge'
+  config.evals.classifier_metrics.classifier_workdir = ''
+  config.eval.classifier_workdir = 'runs/shared'
+  assert cls.option(config, spec, 'classifier_workdir') == 'runs/shared'
+  config.evals.inception.weights = 'weights.pth'
+  assert 'inception' in [name for name, _, _ in evaluators.configured(config)]
+
+
+@pytest.mark.parametrize(
+  'field, value, message',
+  [
+    ('levels', 0, 'config.evals.control.levels must be >= 1, got 0'),
+    ('weights', 'x.pth', 'unknown field(s) weights'),
+  ],
+)
+def test_bad_evaluator_options_are_one_line_errors(field, value, message):
+  config = load_config('mnist_attributes')
+  with config.unlocked():
+    config.evals.control[field] = value
+  with pytest.raises(UserError, match=re.escape(message)):
+    evaluators.configured(config)
