@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gan_jax.errors import UserError
+from gan_jax.errors import quote
 
 ATTRIBUTES = ('thickness', 'slant')
 DIGIT_WORDS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
@@ -89,7 +90,7 @@ def words_of(sentence: str) -> list[str]:
 def _known(word: str, known: set, where: str) -> None:
   if word not in known:
     raise UserError(
-      f'{where}: {word!r} is not in the vocabulary: {" ".join(sorted(known - {PAD}))}'
+      f'{where}: {quote(word)} is not in the vocabulary: {" ".join(sorted(known - {PAD}))}'
     )
 
 
@@ -100,6 +101,8 @@ def parse(sentence: str, where: str = '--prompt', vocabulary: Sequence[str] | No
   words = words_of(sentence)
   if not words:
     raise UserError(f'{where}: the sentence is empty')
+  if len(words) > MAX_WORDS:
+    raise UserError(f'{where}: {quote(sentence)} has {len(words)} words; at most {MAX_WORDS}')
   known = set(vocabulary or vocabulary_words())
   found: dict[str, list[tuple[int, str]]] = {'digit': [], 'thickness': [], 'slant': []}
   for word in words:
@@ -121,16 +124,16 @@ def parse(sentence: str, where: str = '--prompt', vocabulary: Sequence[str] | No
       if not digits
       else f'{len(digits)} digits (' + ', '.join(w for _, w in digits) + ')'
     )
-    raise UserError(f'{where}: {sentence!r} names {named}; name exactly one (zero..nine or 0..9)')
+    raise UserError(
+      f'{where}: {quote(sentence)} names {named}; name exactly one (zero..nine or 0..9)'
+    )
   codes = {}
   for name in ATTRIBUTES:
     values = {c for c, _ in found[name]}
     if len(values) > 1:
       words_said = ', '.join(w for _, w in found[name])
-      raise UserError(f'{where}: {sentence!r} names two values of {name} ({words_said})')
+      raise UserError(f'{where}: {quote(sentence)} names two values of {name} ({words_said})')
     codes[name] = values.pop() if values else -1
-  if len(words) > MAX_WORDS:
-    raise UserError(f'{where}: {sentence!r} has {len(words)} words; at most {MAX_WORDS}')
   return Named(digits[0][0], codes['thickness'], codes['slant'])
 
 
@@ -232,7 +235,7 @@ class Vocabulary:
     for word in words:
       _known(word, known, where)
     if len(words) > MAX_WORDS:
-      raise UserError(f'{where}: {sentence!r} has {len(words)} words; at most {MAX_WORDS}')
+      raise UserError(f'{where}: {quote(sentence)} has {len(words)} words; at most {MAX_WORDS}')
     ids = np.zeros(MAX_WORDS, np.int32)
     ids[: len(words)] = [self.index[w] for w in words]
     return ids
@@ -263,7 +266,7 @@ def held_out(sentences: Sequence[str]) -> list[Named]:
     named = parse(sentence, 'config.text.held_out')
     if not named.complete:
       raise UserError(
-        f'config.text.held_out: {sentence!r} must name a digit, a thickness and a slant'
+        f'config.text.held_out: {quote(sentence)} must name a digit, a thickness and a slant'
       )
     out.append(named)
   return out

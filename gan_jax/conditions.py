@@ -1,80 +1,61 @@
-"""What a GAN is conditioned on: the condition vector, its table of training rows, and requests.
+"""The training rows' conditions: the table of what each training example is conditioned on,
+standardised as the networks see it, and the conditions of requests drawn from it.
 
-`config.model.condition` names the parts, in order:
-  label      the class label (embedded in G, projected or classified by D, as before)
+`config.model.condition` names the parts, each claimed by a kind (gan_jax/conditioning/):
+  label      the class label (embedded in G, projected or classified by D)
   area, length, thickness, slant, width, height
-             a morphometric of the image (gan_jax/morpho.py), measured on the training set once
-             and cached per data content, standardised with the training mean and deviation
+             the `attributes` kind: a morphometric of the image (gan_jax/morpho.py), measured on
+             the training set once and cached per data content, standardised with the
+             training mean and deviation
   features   a per-image feature vector: the penultimate layer of the classifier trained in
              `config.model.features` (a workdir), or a user's (N, F) `.npy` aligned with the
              training split; standardised per dimension
   text       a sentence about the digit (gan_jax/captions.py), read by text encoders of G and D
              (gan_jax/models/text.py); a condition of its own, set up by `config.text`
+  (others)   a plug-in kind's parts; its values come from its own `rows` hook
 Empty means `('label',)` when `config.model.conditional` is True, else unconditional.
 
-Everything but the label forms the condition *vector*, (B, k) float32 in the batch under
-'condition'. A conditional GAN's fakes take whole training rows (a digit's label and its
-attributes together), never independently drawn parts. A *request* (--mode=sample --condition)
-fixes some parts in their natural units; the rest are drawn from the training rows nearest to
-it (`Table.draw_rows`).
+A condition is a dict from kind name to values: `{'label': (B,), 'attributes': (B, 2)}`.
+A conditional GAN's fakes take whole training rows (a digit's label and its attributes
+together), never independently drawn parts. A *request* (--mode=sample --condition, parsed by
+gan_jax/condition_requests.py) fixes some parts in their natural units; the rest are drawn
+from the training rows nearest to it (`Table.draw_rows`).
 """
 
 from collections.abc import Mapping, Sequence
 import dataclasses
-import math
-from typing import Any, NamedTuple
 
 import numpy as np
 
-from gan_jax import captions
+from gan_jax import conditioning
 from gan_jax import morpho
+from gan_jax.conditioning import text as text_kind
 from gan_jax.errors import UserError
 
 LABEL = 'label'
 FEATURES = 'features'
 TEXT = 'text'
-PARTS = (LABEL, *morpho.ATTRIBUTES, FEATURES, TEXT)
-ALIASES = {'digit': LABEL}
+ATTRIBUTES = 'attributes'  # The kind (gan_jax/conditioning/attributes.py) of the morphometrics.
 # A request's omitted parts come from this many of the training rows nearest to it.
 NEAREST_ROWS = 32
-# A requested attribute may lie at most this many training deviations outside the training range.
-MAX_DEVIATIONS_OUTSIDE = 3.0
-
-
-class Condition(NamedTuple):
-  """A batch's condition: int32 labels (B,) or None, float32 vector (B, k) or None, int32
-  sentence word ids (B, L) or None, and what each sentence names, (B, 3) int32 digit,
-  thickness and slant tercile (-1: not named; gan_jax/captions.py), or None."""
-
-  label: Any
-  vector: Any
-  text: Any = None
-  named: Any = None
-
-
-def split(condition) -> tuple[Any, Any]:
-  """(labels, vector) of a Condition, or of bare labels (label-only models pass those)."""
-  if isinstance(condition, Condition):
-    return condition.label, condition.vector
-  return condition, None
-
-
-def text_of(condition):
-  """The sentence word ids of a Condition, else None."""
-  return condition.text if isinstance(condition, Condition) else None
 
 
 def names(model_config) -> tuple[str, ...]:
   """The parts a GAN is conditioned on (see the module docstring)."""
-  condition = tuple(model_config.get('condition', ()) or ())
-  if condition:
-    return condition
-  return (LABEL,) if model_config.get('conditional') else ()
+  return conditioning.names(model_config)
 
 
 def vector_names(parts: Sequence[str]) -> tuple[str, ...]:
   """The parts in the condition vector: every part but the label and the text, in order."""
-  return tuple(p for p in parts if p not in (LABEL, TEXT))
+  return tuple(p for p in parts if p in morpho.ATTRIBUTES or p == FEATURES)
+
+
+def plugin_kinds(parts: Sequence[str]) -> list:
+  """The registered kinds the parts name whose training values a kind computes itself
+  (`Kind.rows`), not this module's Table."""
+  kinds = {conditioning.kind_of(p) for p in parts} - {None}
+  builtin = {conditioning.kind_of(p) for p in (LABEL, FEATURES, TEXT, morpho.ATTRIBUTES[0])}
+  return [k for k in conditioning.REGISTRY.values() if k in kinds - builtin]
 
 
 def attribute_names(parts: Sequence[str]) -> tuple[str, ...]:
@@ -89,9 +70,10 @@ def check(model_config, where: str = 'config.model') -> None:
     raise UserError(
       f"{where}.condition must be a tuple of names, e.g. ('label', 'thickness'), got {raw!r}"
     )
+  parts = conditioning.all_parts()
   for part in raw:
-    if part not in PARTS:
-      raise UserError(f'{where}.condition: unknown part {part!r}: choose from {list(PARTS)}')
+    if part not in parts:
+      raise UserError(f'{where}.condition: unknown part {part!r}: choose from {list(parts)}')
   if len(set(raw)) != len(raw):
     raise UserError(f'{where}.condition names a part twice: {tuple(raw)}')
   conditional = model_config.get('conditional', False)
@@ -122,30 +104,6 @@ def check(model_config, where: str = 'config.model') -> None:
 
 
 @dataclasses.dataclass
-class TextRows:
-  """The training rows' sentences (gan_jax/captions.py): each digit's thickness and slant
-  terciles (`codes`, (N, 2)) and, for a text-conditioned model, `per_image` captions of it as
-  word ids (N, K, L) with the terciles each names (N, K, 2; -1 = left out)."""
-
-  vocabulary: captions.Vocabulary
-  terciles: captions.Terciles
-  codes: np.ndarray
-  held_out: list  # captions.Named compositions whose digits were taken out of training
-  kept: np.ndarray  # indices of the training split's examples kept (the rest are held out)
-  ids: np.ndarray | None = None
-  named: np.ndarray | None = None
-
-  def prompt_condition(self, sentences, per_sentence: int, where='--prompt'):
-    """(Condition of `per_sentence` samples per sentence, what each names): every sentence
-    read by rule first, so a bad one is a one-line error naming `where` (one for all, or one
-    per sentence)."""
-    wheres = [where] * len(sentences) if isinstance(where, str) else list(where)
-    named = [captions.parse(s, w, self.vocabulary.words) for s, w in zip(sentences, wheres)]
-    ids = np.stack([self.vocabulary.encode(s, w) for s, w in zip(sentences, wheres)])
-    return Condition(None, None, np.repeat(ids, per_sentence, axis=0)), named
-
-
-@dataclasses.dataclass
 class Table:
   """The training set's conditions, row i for example i: labels, raw attributes (in
   morpho.py's units), raw features, and the standardised vector the networks see."""
@@ -157,7 +115,9 @@ class Table:
   mean: np.ndarray  # (k,) of the vector's columns
   std: np.ndarray  # (k,)
   num_classes: int
-  text: TextRows | None = None  # With a `config.text` section.
+  text: text_kind.TextRows | None = None  # With a `config.text` section.
+  # Kind name -> (N, ...) values of the kinds that compute their own (conditioning.Kind.rows).
+  extra: dict = dataclasses.field(default_factory=dict)
 
   @classmethod
   def labels_only(cls, num_classes: int) -> 'Table':
@@ -209,22 +169,58 @@ class Table:
     """The vector column of attribute `name`."""
     return self.conditioned_attributes.index(name)
 
-  def condition(self, rows, overrides: Mapping[str, np.ndarray] | None = None) -> Condition:
-    """The Condition of training rows, with attributes replaced by `overrides` (raw units,
+  def condition(self, rows, overrides: Mapping[str, np.ndarray] | None = None) -> dict:
+    """The condition of training rows, with attributes replaced by `overrides` (raw units,
     one value per row)."""
     rows = np.asarray(rows)
     labels = self.labels[rows].astype(np.int32) if self.has_label else None
     if overrides and LABEL in overrides:
       labels = np.asarray(overrides[LABEL], np.int32)
     if self.has_text:  # Each row's first caption (captions are in a random order).
-      return Condition(None, None, self.text.ids[rows, 0])
+      return {TEXT: {'ids': self.text.ids[rows, 0]}}
+    plugins = {name: values[rows] for name, values in self.extra.items()}
     if not self.vector_parts:
-      return Condition(labels, None)
+      return {**self._condition(labels, None), **plugins}
     raw = self.raw_vector(rows)
     for name, values in (overrides or {}).items():
       if name != LABEL:
         raw[:, self.column(name)] = values
-    return Condition(labels, self.standardize(raw))
+    return {**self._condition(labels, self.standardize(raw)), **plugins}
+
+  def _condition(self, labels, vector) -> dict:
+    """The condition dict (gan_jax/conditioning/) of labels and the standardised vector."""
+    condition = {} if labels is None else {LABEL: labels}
+    if vector is not None:
+      split = len(self.conditioned_attributes)
+      if split:
+        condition[ATTRIBUTES] = vector[:, :split]
+      if FEATURES in self.parts:
+        condition[FEATURES] = vector[:, split:]
+    return condition
+
+  def vector_of(self, condition: dict) -> np.ndarray | None:
+    """The standardised vector columns of a condition dict, attributes then features."""
+    parts = [condition[k] for k in (ATTRIBUTES, FEATURES) if k in condition]
+    return np.concatenate([np.asarray(p) for p in parts], axis=-1) if parts else None
+
+  def sizes(self) -> dict:
+    """Kind name -> what the GAN builder needs of its data (gan_builder.build's `sizes`)."""
+    sizes = {name: conditioning.REGISTRY[name].size(v) for name, v in self.extra.items()}
+    if FEATURES in self.parts:
+      sizes[FEATURES] = self.features.shape[1]
+    if self.has_text:
+      sizes[TEXT] = len(self.text.vocabulary)
+    return sizes
+
+  def rows_of(self, name: str) -> np.ndarray | None:
+    """(N, ...) training values of kind `name`, as the training source hands them out."""
+    if name in self.extra:
+      return self.extra[name]
+    if name == ATTRIBUTES and self.conditioned_attributes:
+      return self.vector()[:, : len(self.conditioned_attributes)]
+    if name == FEATURES and FEATURES in self.parts:
+      return self.vector()[:, len(self.conditioned_attributes) :]
+    return None
 
   def draw_rows(self, request: Mapping[str, float], count: int, rng) -> np.ndarray:
     """`count` training rows for a request: rows of the requested label, the NEAREST_ROWS
@@ -243,8 +239,8 @@ class Table:
       candidates = candidates[np.argsort(distance, kind='stable')[:NEAREST_ROWS]]
     return rng.choice(candidates, size=count, replace=True)
 
-  def feature_condition(self, features: np.ndarray, per_item: int) -> Condition:
-    """The Condition of `per_item` samples per row of raw `features` (n, F) (--like): the
+  def feature_condition(self, features: np.ndarray, per_item: int) -> dict:
+    """The condition of `per_item` samples per row of raw `features` (n, F) (--like): the
     features as given; the label and attributes, when the model takes them, from the training
     row nearest in standardised feature space."""
     k = self.features.shape[1]
@@ -261,14 +257,14 @@ class Table:
     raw = self.raw_vector(rows)
     raw[:, f_cols] = np.repeat(features, per_item, axis=0)
     labels = self.labels[rows].astype(np.int32) if self.has_label else None
-    return Condition(labels, self.standardize(raw))
+    return self._condition(labels, self.standardize(raw))
 
-  def condition_of_images(self, images: np.ndarray, labels, features=None) -> Condition:
-    """The Condition that describes given images: their labels, their measured attributes
+  def condition_of_images(self, images: np.ndarray, labels, features=None) -> dict:
+    """The condition that describes given images: their labels, their measured attributes
     (morpho.py) and their `features` (raw, (n, F)), as the model is conditioned."""
     labels = np.asarray(labels, np.int32) if self.has_label else None
     if not self.vector_parts:
-      return Condition(labels, None)
+      return self._condition(labels, None)
     measured = morpho.measure(images) if self.conditioned_attributes else {}
     columns = [measured[a][:, None] for a in self.conditioned_attributes]
     if FEATURES in self.parts:
@@ -276,7 +272,7 @@ class Table:
     raw = np.concatenate(columns, axis=1)
     if not np.all(np.isfinite(raw)):
       raise UserError('an image is blank: its attributes cannot be measured')
-    return Condition(labels, self.standardize(raw))
+    return self._condition(labels, self.standardize(raw))
 
   def attribute_std(self, name: str) -> float:
     return float(np.std(self.attributes[name])) or 1.0
@@ -287,8 +283,8 @@ class Table:
     per_request: int,
     seed: int,
     seeds: Sequence[int] | None = None,
-  ) -> Condition:
-    """The Condition of `per_request` samples for each request, request after request: the
+  ) -> dict:
+    """The condition of `per_request` samples for each request, request after request: the
     requested parts as asked, the rest from training rows near each (see draw_rows). With
     `seeds` (--seeds), one sample per seed and request, its row drawn with its seed alone."""
     if seeds is None:
@@ -310,54 +306,6 @@ class Table:
     """A part's value in natural units (label or attribute) for training rows."""
     return self.labels[rows] if name == LABEL else self.attributes[name][rows]
 
-  def parse_request(self, text: str, where: str = '--condition') -> dict[str, float]:
-    """'digit=7,thickness=3.5' -> {'label': 7, 'thickness': 3.5}, or a one-line UserError."""
-    request = {}
-    for item in text.split(','):
-      item = item.strip()
-      if not item:
-        continue
-      key, eq, value = item.partition('=')
-      key, value = key.strip(), value.strip()
-      if not eq or not key:
-        raise UserError(f'{where}: {item!r} is not KEY=VALUE (e.g. digit=7,thickness=3.5)')
-      name = ALIASES.get(key, key)
-      if name not in PARTS or name == FEATURES:
-        known = [LABEL + ' (alias digit)', *morpho.ATTRIBUTES]
-        raise UserError(f'{where}: unknown key {key!r}: keys are {", ".join(known)}')
-      if name not in self.parts:
-        raise UserError(
-          f'{where}: this model is not conditioned on {key!r} (config.model.condition = '
-          f'{self.parts})'
-        )
-      if name in request:
-        raise UserError(f'{where}: {key!r} is given twice')
-      try:
-        number = float(value)
-      except ValueError:
-        raise UserError(f'{where}: {key}={value!r} is not a number') from None
-      if not math.isfinite(number):
-        raise UserError(f'{where}: {key}={value} is not a finite number')
-      request[name] = self._checked(name, key, number, where)
-    return request
-
-  def _checked(self, name: str, key: str, number: float, where: str) -> float:
-    if name == LABEL:
-      if number != int(number) or not 0 <= number < self.num_classes:
-        raise UserError(
-          f'{where}: {key}={number:g} is not a class of this data (0..{self.num_classes - 1})'
-        )
-      return int(number)
-    values = self.attributes[name]
-    lo, hi, sd = float(values.min()), float(values.max()), self.attribute_std(name)
-    margin = MAX_DEVIATIONS_OUTSIDE * sd
-    if not lo - margin <= number <= hi + margin:
-      raise UserError(
-        f'{where}: {key}={number:g} is more than {MAX_DEVIATIONS_OUTSIDE:g} training deviations '
-        f'({sd:.3g} {morpho.UNITS[name]}) outside the training range {lo:.3g}..{hi:.3g}'
-      )
-    return number
-
 
 def standardization(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Per-column mean and deviation (a constant column gets deviation 1)."""
@@ -375,13 +323,18 @@ def build_table(
   log=None,
   text_config=None,
   vocabulary=None,
+  extra=None,
 ) -> Table:
   """The Table of a training set's uint8 `images` (N, H, W, 1) and `labels`: every morphometric
   measured (cached, gan_jax/morpho.py) when the parts name one, `features` (N, F) when they
   name 'features'. With `text_config` (a config's `text` section) also each digit's terciles,
   its captions when the parts name 'text' (in `vocabulary`, default the grammar's), and the
   rows of `text_config.held_out`'s compositions taken out (`table.text.kept` says which rows
-  are left)."""
+  are left). `extra`: kind name -> (N, ...) rows of the kinds that compute their own."""
+  extra = {k: np.asarray(v) for k, v in (extra or {}).items()}
+  for name, rows in extra.items():
+    if len(rows) != len(labels):
+      raise UserError(f'condition {name!r}: {len(rows)} rows for {len(labels)} training examples')
   parts = tuple(parts)
   attributes = {}
   if attribute_names(parts) or text_config is not None:
@@ -406,9 +359,10 @@ def build_table(
   labels = np.asarray(labels, np.int32)
   text = None
   if text_config is not None:
-    text = _text_rows(parts, labels, attributes, num_classes, text_config, vocabulary)
+    text = text_kind.text_rows(parts, labels, attributes, num_classes, text_config, vocabulary)
     labels, attributes = labels[text.kept], {a: v[text.kept] for a, v in attributes.items()}
     features = None if features is None else features[text.kept]
+    extra = {k: v[text.kept] for k, v in extra.items()}
   table = Table(
     parts,
     labels,
@@ -418,86 +372,8 @@ def build_table(
     np.zeros(0),
     num_classes,
     text,
+    extra,
   )
   if table.vector_parts:
     table.mean, table.std = standardization(table.raw_vector(np.arange(len(labels))))
   return table
-
-
-def _text_rows(parts, labels, attributes, num_classes, text_config, vocabulary) -> TextRows:
-  missing = [a for a in captions.ATTRIBUTES if a not in attributes]
-  if missing:
-    raise UserError(f'sentences need the morphometrics {missing} (greyscale digits)')
-  bad = [a for a in captions.ATTRIBUTES if not np.all(np.isfinite(attributes[a]))]
-  if bad:
-    raise UserError(f'training image(s) are blank: {bad[0]} cannot be measured for captions')
-  terciles = captions.terciles(labels, attributes, num_classes)
-  codes = terciles.codes(labels, attributes)
-  held_out = captions.held_out(text_config.held_out)
-  kept = np.flatnonzero(~captions.is_held_out(labels, codes, held_out))
-  vocabulary = vocabulary or captions.Vocabulary(captions.vocabulary_words())
-  text = TextRows(vocabulary, terciles, codes[kept], held_out, kept)
-  if TEXT in parts:
-    text.ids, text.named = captions.training_captions(
-      labels[kept],
-      codes[kept],
-      text_config.captions_per_image,
-      text_config.omit_probability,
-      text_config.caption_seed,
-      vocabulary,
-    )
-  return text
-
-
-def sweep_requests(table: Table, label, rows: int, columns: int):
-  """Requests sweeping the first conditioned attribute down the rows and the second (if any)
-  across the columns, each from the 5th to the 95th percentile of `label`'s training digits
-  (None: all digits). Returns (requests, (rows, columns))."""
-  names = table.conditioned_attributes[:2]
-  chosen = np.ones(len(table.labels), bool) if label is None else table.labels == label
-  levels = lambda name, n: np.percentile(table.attributes[name][chosen], np.linspace(5, 95, n))
-  base = {} if label is None else {LABEL: int(label)}
-  if len(names) == 1:
-    return [{**base, names[0]: float(v)} for v in levels(names[0], columns)], (1, columns)
-  return [
-    {**base, names[0]: float(a), names[1]: float(b)}
-    for a in levels(names[0], rows)
-    for b in levels(names[1], columns)
-  ], (rows, columns)
-
-
-class ConditionedSource:
-  """A data source whose examples also carry their standardised condition vector."""
-
-  def __init__(self, source, table: Table):
-    if len(source) != len(table.labels):
-      raise ValueError(f'{len(source)} examples but {len(table.labels)} condition rows')
-    self.source, self.table = source, table
-    self.image_shape, self.num_classes = source.image_shape, source.num_classes
-    self._vector = table.vector() if table.vector_parts else None
-
-  def __len__(self):
-    return len(self.source)
-
-  def __getitem__(self, index):
-    example = dict(self.source[index])
-    if self._vector is not None:
-      example['condition'] = self._vector[index]
-    if self.table.has_text:  # All captions of the digit; the train step picks one.
-      text = self.table.text
-      example.update(text=text.ids[index], named=text.named[index], codes=text.codes[index])
-    return example
-
-
-class Subset:
-  """The examples `indices` of a data source, in that order."""
-
-  def __init__(self, source, indices):
-    self.source, self.indices = source, np.asarray(indices)
-    self.image_shape, self.num_classes = source.image_shape, source.num_classes
-
-  def __len__(self):
-    return len(self.indices)
-
-  def __getitem__(self, index):
-    return self.source[int(self.indices[index])]

@@ -21,6 +21,7 @@ import numpy as np
 from gan_jax import captions
 from gan_jax import checkpoint
 from gan_jax import classifier
+from gan_jax import condition_sources
 from gan_jax import conditions as conditions_lib
 from gan_jax import config_checks
 from gan_jax import data
@@ -73,8 +74,8 @@ def setup(config, workdir: str, make_experiment=None, batch_size: int | None = N
   table = condition_table(config, source, log, workdir)
   if table is not None:
     if table.text is not None:  # Digits of held-out compositions are not trained on.
-      source = conditions_lib.Subset(source, table.text.kept)
-    source = conditions_lib.ConditionedSource(source, table)
+      source = condition_sources.Subset(source, table.text.kept)
+    source = condition_sources.ConditionedSource(source, table)
   run = Run(config, os.path.abspath(workdir), mesh, source, log, slices, table)
   experiment = (make_experiment or experiment_for(config))(run)
   abstract = jax.eval_shape(experiment.init, jax.random.key(config.seed))
@@ -90,7 +91,8 @@ def condition_table(config, source, log, workdir: str = '') -> conditions_lib.Ta
     return None
   parts = conditions_lib.names(config.model)
   text_config = config.get('text')
-  if not conditions_lib.vector_names(parts) and text_config is None:
+  plugins = conditions_lib.plugin_kinds(parts)
+  if not conditions_lib.vector_names(parts) and text_config is None and not plugins:
     return None
   config_checks.check_data_fits(config, source.image_shape, source.num_classes)
   images, labels = data.all_images(source)
@@ -100,8 +102,9 @@ def condition_table(config, source, log, workdir: str = '') -> conditions_lib.Ta
   vocabulary = None
   if text_config is not None and os.path.isfile(os.path.join(workdir, captions.Vocabulary.FILE)):
     vocabulary = captions.Vocabulary.load(workdir)
+  extra = {kind.name: kind.rows(config, images, labels) for kind in plugins}
   return conditions_lib.build_table(
-    parts, images, labels, source.num_classes, features, log, text_config, vocabulary
+    parts, images, labels, source.num_classes, features, log, text_config, vocabulary, extra
   )
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import augment
-from gan_jax import conditions
+from gan_jax import conditioning
 from gan_jax import data
 from gan_jax import hardware
 from gan_jax import losses
@@ -39,8 +39,27 @@ class GANState:
 
 
 @dataclasses.dataclass(frozen=True)
+class Penalties:
+  """D's regularisers: R1/R2 (`gamma` / 2 * E||grad D||^2 on real / generated images), each
+  following a cosine from 1x to `gamma_final` x over `schedule_steps` (0 = constant), WGAN-GP,
+  lazily (StyleGAN2: R1, R2 and GP only every `every`-th step, weighted `every` times), and
+  LeCam's regulariser with its EMA decay."""
+
+  r1_gamma: float = 0.0
+  r2_gamma: float = 0.0
+  schedule_steps: int = 0
+  gamma_final: float = 1.0
+  gp_weight: float = 0.0
+  every: int = 1
+  lecam_weight: float = 0.0
+  lecam_decay: float = 0.99
+
+
+@dataclasses.dataclass(frozen=True)
 class GAN:
-  """The static parts of a GAN experiment: networks, optimizers, loss and hyper-parameters."""
+  """The static parts of a GAN experiment: networks, optimizers, loss and hyper-parameters.
+  What it is conditioned on is `condition` (gan_jax/conditioning/), which this class passes
+  through and never looks inside."""
 
   generator: nn.Module
   discriminator: nn.Module
@@ -48,90 +67,60 @@ class GAN:
   d_tx: optax.GradientTransformation
   loss: losses.GANLoss
   latent_dim: int
-  num_classes: int  # 0: unconditional.
   image_shape: tuple[int, int, int]
   ema_decay: float
   ema_warmup: bool
+  condition: conditioning.Conditioning = conditioning.Conditioning()
+  penalties: Penalties = Penalties()
   augment_policy: str = ''  # DiffAugment policy applied to every D input ('' = none).
-  acgan_weight: float = 0.0  # > 0: D also classifies (AC-GAN) instead of projecting labels.
-  r1_gamma: float = 0.0  # gamma / 2 * E||grad D(real)||^2.
-  r2_gamma: float = 0.0  # gamma / 2 * E||grad D(fake)||^2.
-  # Both gammas follow a cosine from 1x to `gamma_final` x over `schedule_steps` (0 = constant).
-  schedule_steps: int = 0
-  gamma_final: float = 1.0
-  gp_weight: float = 0.0  # WGAN-GP lambda.
-  # Lazy regularisation (StyleGAN2): R1, R2 and GP only every k-th step, weighted k times.
-  penalty_every: int = 1
   # PacGAN (Lin et al. 2018): D judges `pack` examples at once, stacked along channels.
   pack: int = 1
-  lecam_weight: float = 0.0
-  lecam_decay: float = 0.99
   # The networks compute in this dtype (config.model.dtype); parameters, optimizer state, EMA,
   # batch-norm statistics, images handed out, logits, losses and penalties are float32.
   compute_dtype: Any = jnp.float32
   # Batch slices per convolution (gan_jax/hardware.py): how the backend runs the networks,
   # not what they compute.
   conv_batch_slices: int = 1
-  # Columns of the continuous condition vector (gan_jax/conditions.py; 0 = none). G reads it
-  # beside z; D projects it, or with `regression_weight` > 0 predicts it from its features
-  # (fitted on real images, G pays for fakes that miss their request).
-  vector_size: int = 0
-  regression_weight: float = 0.0
-  modulate: bool = False  # The vector also modulates G's batch norms (FiLM; dcgan only).
-  # Text conditioning (gan_jax/models/text.py): words per sentence (0 = none). D also learns
-  # to call a real image fake beside a sentence that contradicts it, weighted so.
-  text_words: int = 0
-  mismatch_weight: float = 0.0
-  # > 0: D also classifies each image's digit and thickness and slant terciles (TAC-GAN,
-  # Dash et al. 2017), fitted on real digits; G pays this x the error on what its sentence names.
-  text_aux_weight: float = 0.0
-  text_classes: int = 0  # The digits a sentence may name.
+
+  @property
+  def num_classes(self) -> int:
+    """The classes of the label the GAN takes (0: none)."""
+    return self.condition.num_classes
+
+  @property
+  def penalty_every(self) -> int:
+    return self.penalties.every
 
   def apply_generator(self, params, stats, z, condition, train: bool):
     """(float32 images, new_stats); batch-norm statistics update only when `train`.
-    `condition` is labels (B,), a conditions.Condition, or None."""
-    labels, vector = conditions.split(condition)
+    `condition`: None, labels (B,), or a condition dict (gan_jax/conditioning/)."""
     cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
-    extra = {}
-    if vector is not None:  # The condition vector joins the noise.
-      z = jnp.concatenate([z, vector.astype(z.dtype)], axis=-1)
-      extra = {'modulation': cast(vector)} if self.modulate else {}
-    if self.text_words:  # G's own encoder reads the sentence.
-      extra = {'text': conditions.text_of(condition)}
+    z, labels, extra = self.condition.generator_inputs(z, condition)
     variables = {'params': cast(params), **stats}
     with hardware.conv_batch_slices(self.conv_batch_slices):
       if not train:
-        images = self.generator.apply(variables, cast(z), labels, train=False, **extra)
+        images = self.generator.apply(variables, cast(z), labels, train=False, **cast(extra))
         return images.astype(jnp.float32), stats
       images, new_stats = self.generator.apply(
-        variables, cast(z), labels, train=True, mutable=list(stats), **extra
+        variables, cast(z), labels, train=True, mutable=list(stats), **cast(extra)
       )
     return images.astype(jnp.float32), dict(new_stats)
 
   def discriminate(self, params, stats, images, condition, train: bool) -> 'Judgement':
-    """D's float32 outputs and new_stats; `condition` as for apply_generator."""
-    labels, vector = conditions.split(condition)
+    """D's float32 logits, its heads and new_stats; `condition` as for apply_generator."""
     cast = functools.partial(layers.cast_floating, dtype=self.compute_dtype)
+    labels, extra = self.condition.discriminator_inputs(condition)
     variables = {'params': cast(params), **stats}
-    extra = {} if vector is None else {'vector': cast(vector)}
-    if self.text_words:
-      extra = {'text': conditions.text_of(condition)}
     with hardware.conv_batch_slices(self.conv_batch_slices):
       if train and stats:
         out, new_stats = self.discriminator.apply(
-          variables, cast(images), labels, train=True, mutable=list(stats), **extra
+          variables, cast(images), labels, train=True, mutable=list(stats), **cast(extra)
         )
         stats = dict(new_stats)
       else:
-        out = self.discriminator.apply(variables, cast(images), labels, train=train, **extra)
-    out = out.astype(jnp.float32)
-    predicted = None
-    if self.regression_weight and vector is not None:
-      out, predicted = out[:, : -self.vector_size], out[:, -self.vector_size :]
-      out = out if self.acgan_weight else out[:, 0]
-    if self.acgan_weight or self.text_aux_weight:
-      return Judgement(out[:, 0], out[:, 1:], stats, predicted)
-    return Judgement(out, None, stats, predicted)
+        out = self.discriminator.apply(variables, cast(images), labels, train=train, **cast(extra))
+    logits, heads = self.condition.split(out.astype(jnp.float32))
+    return Judgement(logits, heads, stats)
 
   def pack_images(self, images):
     """PacGAN's D input: each run of `pack` consecutive examples becomes one example with
@@ -148,34 +137,20 @@ class GAN:
     return augment.diff_augment(images, rng, self.augment_policy) if self.augment_policy else images
 
   def sample_noise(self, rng, batch_size: int):
+    """(z, the condition drawn for it, or None where fakes take real rows)."""
     z_rng, y_rng = jax.random.split(rng)
     z = jax.random.normal(z_rng, (batch_size, self.latent_dim))
-    labels = (
-      jax.random.randint(y_rng, (batch_size,), 0, self.num_classes) if self.num_classes else None
-    )
-    return z, labels
+    return z, self.condition.draw(y_rng, batch_size)
 
   def init(self, rng) -> GANState:
     g_rng, d_rng = jax.random.split(rng)
-    z, labels = self.sample_noise(g_rng, 2)
-    d_extra, g_extra = {}, {}
-    if self.vector_size:  # G reads the vector beside z (apply_generator).
-      vector = jnp.zeros((2, self.vector_size))
-      z = jnp.concatenate([z, vector], axis=-1)
-      d_extra = {'vector': vector}
-      g_extra = {'modulation': vector} if self.modulate else {}
-    if self.text_words:
-      d_extra = g_extra = {'text': jnp.zeros((2, self.text_words), jnp.int32)}
-    g_vars = dict(self.generator.init(g_rng, z, labels, train=False, **g_extra))
-    d_vars = dict(
-      self.discriminator.init(
-        d_rng,
-        self.pack_images(jnp.zeros((2 * self.pack, *self.image_shape))),
-        labels,
-        train=False,
-        **d_extra,
-      )
-    )
+    z, _ = self.sample_noise(g_rng, 2)
+    condition = self.condition.dummy(2)
+    z, g_labels, g_extra = self.condition.generator_inputs(z, condition)
+    d_labels, d_extra = self.condition.discriminator_inputs(condition)
+    g_vars = dict(self.generator.init(g_rng, z, g_labels, train=False, **g_extra))
+    images = self.pack_images(jnp.zeros((2 * self.pack, *self.image_shape)))
+    d_vars = dict(self.discriminator.init(d_rng, images, d_labels, train=False, **d_extra))
     g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
     return GANState(
       step=jnp.zeros((), jnp.int32),
@@ -191,11 +166,12 @@ class GAN:
 
   def penalty_due(self, step: int) -> bool:
     """Whether the step numbered `step` (a host int) takes the gradient penalties."""
-    return self.penalty_every <= 1 or step % self.penalty_every == 0
+    return self.penalties.every <= 1 or step % self.penalties.every == 0
 
   def gamma_scale_at(self, step):
     """The factor on r1_gamma and r2_gamma at `step` (R3GAN decays gamma with the lr)."""
-    return cosine_ramp(1.0, self.gamma_final, self.schedule_steps)(step)
+    p = self.penalties
+    return cosine_ramp(1.0, p.gamma_final, p.schedule_steps)(step)
 
   def ema_decay_at(self, step):
     """The EMA decay, warmed up as min(decay, (1+t)/(10+t)) so it forgets the random init."""
@@ -205,21 +181,12 @@ class GAN:
 
 
 class Judgement(NamedTuple):
-  """What D says of a batch: float32 logits (B,), class logits (B, C) for AC-GAN, its new
-  stats, and its prediction of the condition vector (B, k) with a regression head."""
+  """What D says of a batch: float32 logits (B,), its heads ({'classes': (B, C)} for AC-GAN,
+  {'vector': (B, k)} with a regression head; gan_jax/conditioning/composite.py), new stats."""
 
   logits: jax.Array
-  class_logits: jax.Array | None
+  heads: dict
   stats: Any
-  predicted_vector: jax.Array | None
-
-
-def _class_loss(class_logits, labels):
-  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
-
-
-def _regression_loss(predicted, vector):
-  return jnp.mean(jnp.square(predicted - vector))
 
 
 class DiscriminatorUpdate(NamedTuple):
@@ -243,6 +210,15 @@ class GeneratorUpdate(NamedTuple):
   terms: dict  # Auxiliary values by name (unweighted).
 
 
+class Batch(NamedTuple):
+  """The real side of a step: float images, their condition, and what the condition kinds
+  computed for their loss terms (gan_jax/conditioning/base.py)."""
+
+  images: jax.Array
+  condition: dict
+  extra: dict
+
+
 def train_step(
   gan: GAN, state: GANState, batch, key, penalize: bool | None = None
 ) -> tuple[GANState, dict]:
@@ -253,25 +229,13 @@ def train_step(
   one without them. None decides on device with `lax.cond`, which XLA:CPU runs several times
   slower than either static step (docs/performance.md).
   """
-  rngs = jax.random.split(jax.random.fold_in(key, state.step), 5)
-  real = data.to_float(batch['image'])
-  # The condition: None, labels, or with a condition vector a conditions.Condition.
-  real_cond = batch['label'] if gan.num_classes else None
-  if gan.vector_size:
-    real_cond = conditions.Condition(real_cond, batch['condition'])
-  mismatched = None
-  if gan.text_words:
-    text_key = jax.random.fold_in(jax.random.fold_in(key, state.step), 1)
-    real_cond, mismatched = _sentences(batch, text_key)
-    mismatched = mismatched if gan.mismatch_weight else None
+  step_key = jax.random.fold_in(key, state.step)
+  rngs = jax.random.split(step_key, 5)
+  condition, extra = gan.condition.real(batch, step_key)
+  real = Batch(data.to_float(batch['image']), condition, extra)
   gamma_scale = gan.gamma_scale_at(state.step)
-  truth = None
-  if gan.text_aux_weight:
-    truth = jnp.concatenate([batch['label'][:, None], batch['codes'].astype(jnp.int32)], axis=-1)
-  d = discriminator_update(
-    gan, state, real, real_cond, rngs, penalize, gamma_scale, mismatched, truth
-  )
-  g = generator_update(gan, state, d.params, d.stats, real, real_cond, rngs)
+  d = discriminator_update(gan, state, real, rngs, penalize, gamma_scale)
+  g = generator_update(gan, state, d.params, d.stats, real, rngs)
   decay = gan.ema_decay_at(state.step)
   ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g.params)
   new_state = GANState(
@@ -285,7 +249,8 @@ def train_step(
     ema_params=ema_params,
     lecam=d.lecam,
   )
-  scale = {'gamma_scale': gamma_scale} if gan.r1_gamma or gan.r2_gamma else {}
+  p = gan.penalties
+  scale = {'gamma_scale': gamma_scale} if p.r1_gamma or p.r2_gamma else {}
   metrics = {
     'd_loss': d.loss,
     'g_loss': g.loss,
@@ -300,200 +265,132 @@ def train_step(
   return new_state, metrics
 
 
-class Mismatched(NamedTuple):
-  """Sentences of other digits in the batch, and which of them contradict their new image."""
-
-  condition: conditions.Condition
-  contradicts: jax.Array  # (B,) bool
-
-
-def _sentences(batch, rng) -> tuple[conditions.Condition, Mismatched]:
-  """Each real digit's sentence, one of its captions (batch['text'], (B, K, L)) drawn at
-  random, and a mismatched sentence: another digit's, which contradicts this digit when it
-  names another digit or a tercile this one is not in (batch['named'], batch['codes'])."""
-  pick_rng, order_rng = jax.random.split(rng)
-  b, k = batch['text'].shape[:2]
-  pick = jax.random.randint(pick_rng, (b,), 0, k)
-  rows = jnp.arange(b)
-  text, named = batch['text'][rows, pick], batch['named'][rows, pick]
-  order = jax.random.permutation(order_rng, b)
-  other_named = named[order].astype(jnp.int32)
-  codes = batch['codes'].astype(jnp.int32)
-  contradicts = (batch['label'][order] != batch['label']) | jnp.any(
-    (other_named >= 0) & (other_named != codes), axis=-1
-  )
-  said = jnp.concatenate([batch['label'][:, None], named.astype(jnp.int32)], axis=-1)
-  real = conditions.Condition(None, None, text, said)
-  return real, Mismatched(conditions.Condition(None, None, text[order], said[order]), contradicts)
+def _fakes(gan: GAN, real: Batch, rng):
+  """(z, condition) of as many fakes as real images (gan_jax/conditioning: `fake`)."""
+  z, drawn = gan.sample_noise(rng, real.images.shape[0])
+  condition = gan.condition.fake(drawn, real.condition, jax.random.fold_in(rng, 1), gan.loss.paired)
+  return z, condition
 
 
-def text_aux_loss(logits, targets, num_classes: int):
-  """The auxiliary classifier's loss: cross-entropy of the digit (`num_classes` logits) and of
-  the thickness and slant terciles (3 each), each averaged over the examples whose target is
-  not -1 ("any"), summed over the three."""
-  total = 0.0
-  heads = jnp.split(logits, [num_classes, num_classes + 3], axis=-1)
-  for head, target in zip(heads, targets.T):
-    known = (target >= 0).astype(jnp.float32)
-    each = optax.softmax_cross_entropy_with_integer_labels(head, jnp.maximum(target, 0))
-    total += jnp.sum(each * known) / jnp.maximum(jnp.sum(known), 1.0)
-  return total
-
-
-def _fake_condition(gan: GAN, sampled, real_cond, rng):
-  """The fakes' condition. A paired (relativistic) loss compares each fake with the real
-  example beside it, so conditional fakes take the real conditions (as R3GAN does). Label-only
-  models draw uniform labels (`sampled`); with a condition vector, fakes take whole rows of the
-  real batch in a random order, so a digit's label and attributes stay together."""
-  if gan.loss.paired and real_cond is not None:
-    return real_cond
-  if not gan.vector_size and not gan.text_words:
-    return sampled
-  order = jax.random.permutation(rng, jax.tree.leaves(real_cond)[0].shape[0])
-  return jax.tree.map(lambda x: x[order], real_cond)
-
-
-def _concat(a, b):
-  """Two conditions (labels, Conditions or None) as one batch."""
-  return jax.tree.map(lambda x, y: jnp.concatenate([x, y]), a, b)
+def _concat(*conditions):
+  """Conditions of several batches as one batch."""
+  return jax.tree.map(lambda *x: jnp.concatenate(x), *conditions)
 
 
 def _lazily(gan: GAN, step, penalize, weight, penalty):
   """(weight, value) of a gradient penalty; every `penalty_every` steps, weighted that many
   times, and skipped (0) between them: double backprop through D is the costly part."""
-  if gan.penalty_every <= 1:
+  every = gan.penalties.every
+  if every <= 1:
     return weight, penalty()
   zero = lambda: jnp.zeros((), jnp.float32)
   if penalize is None:
-    value = jax.lax.cond(step % gan.penalty_every == 0, penalty, zero)
+    value = jax.lax.cond(step % every == 0, penalty, zero)
   else:
     value = penalty() if penalize else zero()
-  return weight * gan.penalty_every, value
+  return weight * every, value
+
+
+def _penalty_terms(
+  gan: GAN, state, penalize, gamma_scale, d_of, d_of_fake, real, fake, logits, rng
+):
+  """D's regularisers as (weight, value) by name (real/fake: packed images)."""
+  p, terms = gan.penalties, {}
+  lazy = functools.partial(_lazily, gan, state.step, penalize)
+  if p.r1_gamma:
+    terms['r1'] = lazy(gamma_scale * p.r1_gamma / 2, lambda: regularizers.r1_penalty(d_of, real))
+  if p.r2_gamma:
+    r2 = lambda: regularizers.r2_penalty(d_of_fake, fake)
+    terms['r2'] = lazy(gamma_scale * p.r2_gamma / 2, r2)
+  if p.gp_weight:
+    gp = lambda: regularizers.gradient_penalty(d_of, real, fake, rng)
+    terms['gp'] = lazy(p.gp_weight, gp)
+  if p.lecam_weight:
+    terms['lecam'] = (
+      p.lecam_weight,
+      regularizers.lecam_penalty(state.lecam, logits['real'], logits['fake']),
+    )
+  return terms
 
 
 def discriminator_update(
-  gan: GAN,
-  state: GANState,
-  real,
-  real_cond,
-  rngs,
-  penalize,
-  gamma_scale,
-  mismatched=None,
-  truth=None,
+  gan: GAN, state: GANState, real: Batch, rngs, penalize, gamma_scale
 ) -> DiscriminatorUpdate:
-  """D's step on real vs. fakes from the current G (a constant here), in one D call, with its
-  penalties (R1/R2 weighted by `gamma_scale`) and, for text, real images beside `mismatched`
-  sentences in the same call, and the real digits' `truth` (B, 3: digit, thickness and slant
-  terciles) for the auxiliary classifier. Uses `rngs[0..2]`."""
-  z, fake_cond = gan.sample_noise(rngs[0], real.shape[0])
-  fake_cond = _fake_condition(gan, fake_cond, real_cond, jax.random.fold_in(rngs[0], 1))
+  """D's step on real vs. fakes from the current G (a constant here), in one D call with any
+  extra parts the condition kinds add (text: real images beside contradicting sentences), with
+  the kinds' loss terms and D's penalties (R1/R2 weighted by `gamma_scale`). Uses
+  `rngs[0..2]`."""
+  z, fake_cond = _fakes(gan, real, rngs[0])
   fake, _ = gan.apply_generator(state.g_params, state.g_stats, z, fake_cond, train=True)
   fake = jax.lax.stop_gradient(fake)
-  both = jnp.concatenate([real, fake])
-  both_cond = _concat(real_cond, fake_cond)
-  if mismatched is not None:  # Real images beside contradicting sentences, a third part.
-    both = jnp.concatenate([both, real])
-    both_cond = _concat(both_cond, mismatched.condition)
+  parts = [('real', real.images, real.condition), ('fake', fake, fake_cond)]
+  parts += gan.condition.extra_parts(real.images, real.condition, real.extra)
+  names = [name for name, _, _ in parts]
+  both = jnp.concatenate([images for _, images, _ in parts])
+  both_cond = _concat(*[c for _, _, c in parts])
   # With PacGAN's packing (unconditional only) D and its penalties see packs of examples;
   # the batch halves are packed apart, as the packs never mix real and fake examples.
   pack = gan.pack_images
-  lazily = functools.partial(_lazily, gan, state.step, penalize)
+  split = lambda x: dict(zip(names, jnp.split(x, len(names))))
+  penalties = functools.partial(_penalty_terms, gan, state, penalize, gamma_scale)
 
   def d_loss_fn(d_params):
-    logits, class_logits, d_stats, predicted = gan.discriminate(
+    logits, heads, d_stats = gan.discriminate(
       d_params, state.d_stats, pack(gan.augment(both, rngs[1])), both_cond, train=True
     )
-    if mismatched is not None:
-      real_logits, fake_logits, mismatched_logits = jnp.split(logits, 3)
-    else:
-      real_logits, fake_logits = jnp.split(logits, 2)
-    d_of = lambda x: gan.discriminate(d_params, d_stats, x, real_cond, train=False)[0]
+    by_part = split(logits)
+    heads_by_part = {n: {} for n in names}
+    for head, values in heads.items():
+      for n, v in split(values).items():
+        heads_by_part[n][head] = v
+    conds = {n: c for n, _, c in parts}
+    view = conditioning.DView(gan.loss, conds, by_part, heads_by_part, heads, both_cond, real.extra)
+    terms = gan.condition.d_terms(view)  # name -> (weight, value)
+    d_of = lambda x: gan.discriminate(d_params, d_stats, x, real.condition, train=False)[0]
     d_of_fake = lambda x: gan.discriminate(d_params, d_stats, x, fake_cond, train=False)[0]
-    terms = {}  # name -> (weight, value)
-    if gan.text_aux_weight:  # Fitted on real digits, whose digit and terciles are all known.
-      real_class_logits = class_logits[: real.shape[0]]
-      terms['d_text_aux'] = (
-        gan.text_aux_weight,
-        text_aux_loss(real_class_logits, truth, gan.text_classes),
-      )
-    if mismatched is not None:
-      terms['d_mismatch'] = (
-        gan.mismatch_weight,
-        losses.mismatch(gan.loss, real_logits, mismatched_logits, mismatched.contradicts),
-      )
-    if gan.acgan_weight:
-      terms['d_class_loss'] = (
-        gan.acgan_weight,
-        _class_loss(class_logits, conditions.split(both_cond)[0]),
-      )
-    if predicted is not None:  # D learns to read the condition from real images only.
-      real_predicted = jnp.split(predicted, 2)[0]
-      regression = _regression_loss(real_predicted, real_cond.vector)
-      terms['d_regression'] = (gan.regression_weight, regression)
-    if gan.r1_gamma:
-      r1 = lambda: regularizers.r1_penalty(d_of, pack(real))
-      terms['r1'] = lazily(gamma_scale * gan.r1_gamma / 2, r1)
-    if gan.r2_gamma:
-      r2 = lambda: regularizers.r2_penalty(d_of_fake, pack(fake))
-      terms['r2'] = lazily(gamma_scale * gan.r2_gamma / 2, r2)
-    if gan.gp_weight:
-      gp = lambda: regularizers.gradient_penalty(d_of, pack(real), pack(fake), rngs[2])
-      terms['gp'] = lazily(gan.gp_weight, gp)
-    if gan.lecam_weight:
-      lecam_value = regularizers.lecam_penalty(state.lecam, real_logits, fake_logits)
-      terms['lecam'] = (gan.lecam_weight, lecam_value)
-    adversarial = gan.loss.d(real_logits, fake_logits)
+    terms.update(penalties(d_of, d_of_fake, pack(real.images), pack(fake), by_part, rngs[2]))
+    adversarial = gan.loss.d(by_part['real'], by_part['fake'])
     total = adversarial + sum(w * v for w, v in terms.values())
     values = {k: v for k, (_, v) in terms.items()}
-    return total, (d_stats, real_logits, fake_logits, adversarial, values)
+    return total, (d_stats, by_part['real'], by_part['fake'], adversarial, values)
 
   (_, aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
   d_stats, real_logits, fake_logits, d_loss, terms = aux
   d_updates, d_opt = gan.d_tx.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
   lecam = state.lecam
-  if gan.lecam_weight:
-    lecam = regularizers.lecam_update(lecam, real_logits, fake_logits, gan.lecam_decay)
+  if gan.penalties.lecam_weight:
+    lecam = regularizers.lecam_update(lecam, real_logits, fake_logits, gan.penalties.lecam_decay)
   return DiscriminatorUpdate(
     d_params, d_stats, d_opt, lecam, d_loss, terms, real_logits, fake_logits, d_grads
   )
 
 
-def generator_update(
-  gan: GAN, state: GANState, d_params, d_stats, real, real_cond, rngs
-) -> GeneratorUpdate:
+def generator_update(gan: GAN, state: GANState, d_params, d_stats, real: Batch, rngs):
   """G's step through the updated D: fakes are made inside the loss, so the gradient reaches
-  G's parameters. Uses `rngs[3..4]`."""
-  z, fake_cond = gan.sample_noise(rngs[3], real.shape[0])
-  fake_cond = _fake_condition(gan, fake_cond, real_cond, jax.random.fold_in(rngs[3], 1))
+  G's parameters, plus the condition kinds' terms on D's heads. Uses `rngs[3..4]`."""
+  z, fake_cond = _fakes(gan, real, rngs[3])
   pack = gan.pack_images
   paired_real_logits = None
   if gan.loss.paired:  # D(real) under the updated D: a constant for G's gradient.
     paired_real_logits = gan.discriminate(
       d_params,
       d_stats,
-      pack(gan.augment(real, jax.random.fold_in(rngs[4], 1))),
-      real_cond,
+      pack(gan.augment(real.images, jax.random.fold_in(rngs[4], 1))),
+      real.condition,
       train=False,
     )[0]
 
   def g_loss_fn(g_params):
     fake, g_stats = gan.apply_generator(g_params, state.g_stats, z, fake_cond, train=True)
-    logits, class_logits, _, predicted = gan.discriminate(
+    logits, heads, _ = gan.discriminate(
       d_params, d_stats, pack(gan.augment(fake, rngs[4])), fake_cond, train=False
     )
     loss = gan.loss.g(paired_real_logits, logits)
-    if gan.acgan_weight:
-      loss += gan.acgan_weight * _class_loss(class_logits, conditions.split(fake_cond)[0])
-    terms = {}
-    if gan.text_aux_weight:  # What the fake's sentence names, and nothing it leaves open.
-      terms['g_text_aux'] = text_aux_loss(class_logits, fake_cond.named, gan.text_classes)
-      loss += gan.text_aux_weight * terms['g_text_aux']
-    if predicted is not None:  # How far D reads the fakes' attributes from what they were asked.
-      terms['g_regression'] = _regression_loss(predicted, fake_cond.vector)
-      loss += gan.regression_weight * terms['g_regression']
-    return loss, (g_stats, terms)
+    terms = gan.condition.g_terms(conditioning.GView(fake_cond, heads))
+    for weight, value in terms.values():
+      loss += weight * value
+    return loss, (g_stats, {k: v for k, (_, v) in terms.items()})
 
   (g_loss, (g_stats, terms)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
   g_updates, g_opt = gan.g_tx.update(g_grads, state.g_opt, state.g_params)

@@ -2,14 +2,12 @@
 
 import optax
 
-from gan_jax import captions
-from gan_jax import conditions
+from gan_jax import conditioning
 from gan_jax import config_checks
 from gan_jax import gan as gan_lib
 from gan_jax import losses
 from gan_jax import models
 from gan_jax.models import layers
-from gan_jax.models import text as text_models
 
 
 def make_optimizer(optim_config, schedule) -> optax.GradientTransformation:
@@ -44,67 +42,32 @@ def model_options(model_config, name: str, role: str = 'generator') -> dict:
 
 
 def build(
-  config,
-  image_shape,
-  num_classes: int,
-  conv_batch_slices: int = 1,
-  vector_size: int = 0,
-  vocabulary_size: int = 0,
+  config, image_shape, num_classes: int, conv_batch_slices: int = 1, sizes=None
 ) -> gan_lib.GAN:
-  """The GAN a (checked) config describes, for images of `image_shape`, data with
-  `num_classes` classes, a condition vector of `vector_size` columns (conditions.Table) and,
-  conditioned on text, sentences of a `vocabulary_size`-word vocabulary;
-  `conv_batch_slices` comes from the hardware layer (gan_jax/hardware.py) and changes speed,
-  not results."""
+  """The GAN a (checked) config describes, for images of `image_shape` and data with
+  `num_classes` classes, conditioned on the kinds config.model.condition names
+  (gan_jax/conditioning/; `sizes`: kind name -> what its training data measured, e.g. the
+  columns of a feature vector); `conv_batch_slices` comes from the hardware layer
+  (gan_jax/hardware.py) and changes speed, not results."""
   config_checks.check(config)
   config_checks.check_data_fits(config, image_shape, num_classes)
   m, loss = config.model, config.loss
-  classes = num_classes if conditions.LABEL in conditions.names(m) else 0
-  acgan = bool(classes) and m.conditioning == 'acgan'
-  vector_judge = m.get('vector_conditioning', 'projection')
-  regression = (
-    loss.get('regression_weight', 1.0) if vector_size and vector_judge == 'regression' else 0.0
-  )
-  text = conditions.TEXT in conditions.names(m)
-  d_extra = {'vector_conditioning': vector_judge} if vector_size or text else {}
-  text_aux = loss.get('text_aux_weight', 0.0) if text else 0.0
-  d_classes, d_conditioning = classes, m.conditioning
-  if text_aux:  # Logits of the digit, then of the thickness and slant terciles.
-    d_classes, d_conditioning = num_classes + 2 * 3, 'acgan'
-
+  condition = conditioning.from_config(config, num_classes, sizes)
   generator = models.generator(
     m.generator,
     image_shape=tuple(image_shape),
     width=m.g_width,
-    num_classes=classes,
+    **condition.model_options(config, 'generator'),
     **model_options(m, m.generator),
   )
   discriminator = models.discriminator(
     m.discriminator,
     width=m.d_width,
-    num_classes=d_classes,
-    conditioning=d_conditioning,
     spectral_norm=m.spectral_norm,
-    **d_extra,
+    **condition.model_options(config, 'discriminator'),
     **model_options(m, m.discriminator, 'discriminator'),
   )
-  if text:  # G and D each read the sentence with an encoder of their own.
-    encoder = lambda: text_models.TextEncoder(
-      vocabulary_size=vocabulary_size,
-      max_words=captions.MAX_WORDS,
-      width=config.text.encoder_width,
-      depth=config.text.encoder_depth,
-      heads=config.text.encoder_heads,
-      features=config.text.encoder_features,
-    )
-    generator = text_models.TextGenerator(
-      encoder(),
-      generator,
-      modulate=m.get('vector_modulation', False),
-      code_noise=config.text.get('code_noise', 0.0),
-      frozen=config.text.get('freeze_generator_encoder', False),
-    )
-    discriminator = text_models.TextDiscriminator(encoder(), discriminator)
+  generator, discriminator = condition.wrap(config, generator, discriminator)
   return gan_lib.GAN(
     generator=generator,
     discriminator=discriminator,
@@ -112,28 +75,22 @@ def build(
     d_tx=make_optimizer(config.optim.d, config.schedule),
     loss=losses.get(loss.name),
     latent_dim=m.latent_dim,
-    num_classes=classes,
     image_shape=tuple(image_shape),
     ema_decay=config.train.ema_decay,
     ema_warmup=config.train.ema_warmup,
+    condition=condition,
+    penalties=gan_lib.Penalties(
+      r1_gamma=loss.r1_gamma,
+      r2_gamma=loss.r2_gamma,
+      schedule_steps=config.schedule.steps,
+      gamma_final=config.schedule.gamma_final,
+      gp_weight=loss.gp_weight,
+      every=loss.penalty_every,
+      lecam_weight=loss.lecam_weight,
+      lecam_decay=loss.lecam_decay,
+    ),
     augment_policy=config.augment.policy,
-    acgan_weight=loss.acgan_weight if acgan else 0.0,
-    r1_gamma=loss.r1_gamma,
-    r2_gamma=loss.r2_gamma,
-    penalty_every=loss.penalty_every,
-    schedule_steps=config.schedule.steps,
-    gamma_final=config.schedule.gamma_final,
-    gp_weight=loss.gp_weight,
-    compute_dtype=layers.compute_dtype(m.get('dtype', 'float32')),
-    lecam_weight=loss.lecam_weight,
-    lecam_decay=loss.lecam_decay,
     pack=m.get('pack', 1),
+    compute_dtype=layers.compute_dtype(m.get('dtype', 'float32')),
     conv_batch_slices=conv_batch_slices,
-    vector_size=vector_size,
-    regression_weight=regression,
-    modulate=bool(vector_size) and m.get('vector_modulation', False),
-    text_words=captions.MAX_WORDS if text else 0,
-    mismatch_weight=loss.get('mismatch_weight', 0.0) if text else 0.0,
-    text_aux_weight=text_aux,
-    text_classes=num_classes if text else 0,
   )

@@ -6,16 +6,15 @@ Metrics come from the evaluators the config names (gan_jax/evaluators.py), not f
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import captions
+from gan_jax import condition_requests
 from gan_jax import conditions
 from gan_jax import gan as gan_lib
 from gan_jax import gan_builder
 from gan_jax import generation
 from gan_jax import pictures
-from gan_jax.models import text as text_models
 
 # The sweep grid of a model conditioned on attributes: this many levels of each swept attribute.
 SWEEP_ROWS, SWEEP_COLUMNS = 5, 8
@@ -31,24 +30,19 @@ class Experiment:
     self.config = run.config
     self.conditions = run.conditions
     table = run.conditions
-    vector_size = table.vector_size if table else 0
-    words = len(table.text.vocabulary) if table is not None and table.has_text else 0
     self.gan = gan_builder.build(
       run.config,
       run.source.image_shape,
       run.source.num_classes,
       run.conv_batch_slices,
-      vector_size,
-      words,
+      table.sizes() if table is not None else None,
     )
     self.train_step = functools.partial(gan_lib.train_step, self.gan)
-    self.init = self.gan.init
-    if words and run.config.text.get('pretrain_steps', 0):
-      self.init = functools.partial(_pretrained_init, self.gan, table, run.config.text)
+    self.init = functools.partial(_init, self.gan, table, run.config)
     if self.gan.penalty_every > 1:  # Two compiled steps, with and without the penalties.
       self.step_options = lambda step: {'penalize': self.gan.penalty_due(step)}
     self.sample_z, self.sample_labels = generation.fixed_noise(self.gan, run.config)
-    if words:  # A text model's grid has a row per digit too.
+    if self.has_text:  # A text model's grid has a row per digit too.
       count = len(self.sample_z)
       self.sample_labels = (np.arange(count) * run.source.num_classes) // count
     if self.conditions is not None:  # Whole training rows of each grid row's class.
@@ -123,7 +117,7 @@ class Experiment:
     noise = jax.random.normal(jax.random.key(seed + 1), (len(labels), self.gan.latent_dim))
     blocks = []
     for block, label in enumerate(labels):
-      requests, shape = conditions.sweep_requests(table, label, SWEEP_ROWS, SWEEP_COLUMNS)
+      requests, shape = condition_requests.sweep_requests(table, label, SWEEP_ROWS, SWEEP_COLUMNS)
       condition = table.requests_condition(requests, 1, seed + block)
       z = jax.numpy.broadcast_to(noise[block], (len(requests), self.gan.latent_dim))
       blocks.append(generation.ema_images(self.gan, state, z, condition))
@@ -141,7 +135,12 @@ class Experiment:
     images, _ = generation.generate_images(self.gan, state, num, seed, truncation, condition)
     if self.has_text:  # Each sentence names its digit.
       return images, np.asarray(labels, np.int32)
-    return images, condition.label
+    return images, condition.get(conditions.LABEL)
+
+  def save_files(self, workdir: str) -> None:
+    """What the condition kinds keep beside the checkpoints (text: its vocabulary)."""
+    for kind in self.gan.condition.kinds:
+      kind.save_files(self.conditions, workdir)
 
 
 def sentence_grid_prompts(text) -> list[str]:
@@ -155,29 +154,6 @@ def sentence_grid_prompts(text) -> list[str]:
   return sentences + [captions.canonical(captions.Named(7))]
 
 
-def _pretrained_init(gan, table, text_config, rng):
-  """The GAN's initial state with both text encoders first trained to read what the training
-  captions name (gan_jax/models/text.py's `pretrain`)."""
-  state = gan.init(rng)
-  rows = table.text
-  k = rows.ids.shape[1]
-  ids = rows.ids.reshape(-1, rows.ids.shape[-1])
-  said = np.concatenate(
-    [np.repeat(table.labels, k)[:, None], rows.named.reshape(-1, rows.named.shape[-1])], axis=-1
-  ).astype(np.int32)
-  encoder = gan.generator.encoder.clone(parent=None)
-  params = text_models.pretrain(
-    encoder,
-    jnp.asarray(ids),
-    jnp.asarray(said),
-    table.num_classes,
-    jax.random.fold_in(rng, 7),
-    text_config.pretrain_steps,
-  )
-  g_params = dict(state.g_params, encoder=params)
-  d_params = dict(state.d_params, encoder=jax.tree.map(jnp.copy, params))
-  return state.replace(
-    g_params=g_params,
-    d_params=d_params,
-    ema_params=jax.tree.map(jnp.copy, g_params),
-  )
+def _init(gan, table, config, rng):
+  """The GAN's initial state, as the condition kinds prepare it (text pretrains its encoders)."""
+  return gan.condition.pretrain(gan, gan.init(rng), table, config, rng)

@@ -51,8 +51,9 @@ def ema_images(
   gan, state, z, labels, batch_size: int = 256, pad: bool = False, meter=None
 ) -> np.ndarray:
   """uint8 images from the EMA generator, in batches; `labels` is the condition: None,
-  labels, or a conditions.Condition. With `pad`, the last batch is padded to `batch_size`, so
-  one compiled program makes every image whatever their number (--seeds relies on it).
+  labels, or a condition dict (gan_jax/conditioning/). With `pad`, the last batch is padded
+  to `batch_size`, so one compiled program makes every image whatever their number (--seeds
+  relies on it).
   `meter` (progress.Meter) counts the images made."""
 
   def batch(x, i):
@@ -96,7 +97,7 @@ def interpolation_strip(gan, state, rng, steps: int = 10, truncation: float = 0.
 
 def generate_images(gan, state, num: int, seed: int, truncation: float = 0.0, condition=None):
   """(`num` uint8 images from the EMA generator, their condition), from noise of `seed`
-  truncated at `truncation` (0 = off). `condition` (labels or a conditions.Condition, one row
+  truncated at `truncation` (0 = off). `condition` (labels or a condition dict, one row
   per image) defaults to labels cycling over the classes if conditional."""
   z = truncated_normal(jax.random.key(seed), (num, gan.latent_dim), truncation)
   if condition is None and gan.num_classes:

@@ -424,8 +424,8 @@ def train_and_evaluate(config, workdir: str, make_experiment=None, hardware=None
   evaluators.resolve_counts(config)
   if is_main:
     write_config(config, workdir, start)
-    if run.conditions is not None and run.conditions.has_text:  # The words the encoders read.
-      run.conditions.text.vocabulary.save(workdir)
+    if hasattr(experiment, 'save_files'):  # What the experiment keeps beside its checkpoints.
+      experiment.save_files(workdir)
   total = config.train.num_steps
   if start >= total:
     log(f'nothing to do: the checkpoint is at step {start}, config.train.num_steps is {total}')

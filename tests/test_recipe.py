@@ -135,7 +135,7 @@ def test_paired_conditional_fakes_take_the_real_labels():
   original = gan.discriminate
 
   def spy(params, stats, images, labels, train):
-    calls.append(labels)
+    calls.append(labels.get('label') if isinstance(labels, dict) else labels)
     return original(params, stats, images, labels, train)
 
   object.__setattr__(gan, 'discriminate', spy)

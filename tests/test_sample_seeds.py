@@ -122,13 +122,13 @@ def test_a_seed_draws_its_training_row_alone():
   requests = [{'label': 3}, {'slant': 0.2}]
   both = table.requests_condition(requests, 0, 0, seeds=[8, 9])
   one = table.requests_condition(requests, 0, 0, seeds=[9])
-  assert both.vector.shape == (4, 2)
-  np.testing.assert_array_equal(one.vector, both.vector[[1, 3]])
+  assert both['attributes'].shape == (4, 2)
+  np.testing.assert_array_equal(one['attributes'], both['attributes'][[1, 3]])
   experiment = types.SimpleNamespace(conditions=table)
   rows = gan_experiment.Experiment.conditions_for(experiment, 3, [1, 2, 1], 0, seeds=[5, 6, 7])
   alone = gan_experiment.Experiment.conditions_for(experiment, 1, [1], 1, seeds=[7])
-  np.testing.assert_array_equal(alone.vector, rows.vector[2:])
-  assert list(rows.label) == [1, 2, 1]
+  np.testing.assert_array_equal(alone['attributes'], rows['attributes'][2:])
+  assert list(rows['label']) == [1, 2, 1]
 
 
 def test_bad_seeds_write_nothing_and_are_refused_outside_sampling(run, tmp_path):

@@ -20,6 +20,7 @@ from gan_jax import data
 from gan_jax import gan as gan_lib
 from gan_jax import losses
 from gan_jax import main
+from gan_jax.conditioning import text as text_kind
 from gan_jax.errors import UserError
 from gan_jax.models import text as text_models
 from tests.conftest import generated
@@ -94,12 +95,13 @@ def test_training_captions_say_what_they_name():
     ('a 17', 'names 2 digits'),
     ('a thin thick seven', 'two values of thickness'),
     ('a seven leaning left upright', 'two values of slant'),
+    ('a thick seven ' * 3000, r"'a thick seven a thick .*\(42,000 characters\) has 9000 words"),
   ],
 )
 def test_bad_sentences_are_one_line_errors(sentence, message):
   with pytest.raises(UserError, match=message) as e:
     captions.parse(sentence)
-  assert '\n' not in str(e.value)
+  assert '\n' not in str(e.value) and len(str(e.value)) < 300
 
 
 def test_vocabulary_round_trip_and_saved_with_the_run(tmp_path):
@@ -166,7 +168,7 @@ def test_mismatch_loss_on_hand_made_values():
 def test_auxiliary_classifier_loss_skips_what_a_sentence_leaves_open():
   logits = jnp.zeros((2, 16)).at[0, 3].set(5.0).at[1, 10].set(5.0).at[0, 13].set(5.0)
   targets = jnp.array([[3, 0, 0], [7, -1, -1]])
-  got = gan_lib.text_aux_loss(logits, targets, 10)
+  got = text_kind.aux_loss(logits, targets, 10)
   ce = lambda row, target, lo, hi: float(-jax.nn.log_softmax(logits[row, lo:hi])[target])
   digit = (ce(0, 3, 0, 10) + ce(1, 7, 0, 10)) / 2
   want = digit + ce(0, 0, 10, 13) + ce(0, 0, 13, 16)  # Row 1 names no tercile.
@@ -174,7 +176,7 @@ def test_auxiliary_classifier_loss_skips_what_a_sentence_leaves_open():
 
 
 def test_mismatched_sentences_contradict_their_image():
-  """_sentences pairs each real digit with another's sentence and marks the contradicting
+  """`sentences` pairs each real digit with another's sentence and marks the contradicting
   pairs: another digit, or a named tercile this digit is not in."""
   b = 64
   rng = np.random.default_rng(0)
@@ -187,8 +189,8 @@ def test_mismatched_sentences_contradict_their_image():
     'named': named,
     'text': np.arange(b * 4 * 12, dtype=np.int32).reshape(b, 4, 12),
   }
-  real, mismatched = gan_lib._sentences(batch, jax.random.key(0))
-  text, other = np.asarray(real.text), np.asarray(mismatched.condition.text)
+  real, mismatched = text_kind.sentences(batch, jax.random.key(0))
+  text, other = np.asarray(real['ids']), np.asarray(mismatched.value['ids'])
   row_of = {int(t[0]) // 48: i for i, t in enumerate(text)}
   assert sorted(row_of) == list(range(b))  # One of each digit's own captions.
   for i in range(b):
@@ -367,6 +369,15 @@ def test_launch_py_bad_prompt_is_one_line_and_exit_2(text_run):
     "error: --prompt: 'a thin thick seven' names two values of thickness (thin, thick)"
   )
   assert generated(workdir) == before
+  # An empty prompt is refused, not read as no prompt (which samples training captions).
+  result = launch(
+    '--config=configs/mnist_text.py:smoke', f'--workdir={workdir}', '--mode=sample', '--prompt='
+  )
+  assert result.returncode == 2
+  assert (
+    result.stderr.strip() == "error: --prompt is empty: give a sentence such as 'a thick seven'"
+  )
+  assert generated(workdir) == before
 
 
 def test_text_step_trains_both_encoders():
@@ -376,7 +387,7 @@ def test_text_step_trains_both_encoders():
   from gan_jax import gan_builder
 
   vocabulary = captions.Vocabulary(captions.vocabulary_words())
-  gan = gan_builder.build(config, (28, 28, 1), 10, vocabulary_size=len(vocabulary))
+  gan = gan_builder.build(config, (28, 28, 1), 10, sizes={'text': len(vocabulary)})
   state = gan.init(jax.random.key(0))
   assert 'encoder' in state.g_params and 'encoder' in state.d_params
   rng = np.random.default_rng(0)
@@ -422,7 +433,7 @@ def test_frozen_generator_encoder_stays_and_code_noise_comes_from_z():
   config.model.latent_dim, config.model.g_width, config.model.d_width = 16, 4, 4
   config.text.freeze_generator_encoder, config.text.code_noise = True, 1.0
   vocabulary = captions.Vocabulary(captions.vocabulary_words())
-  gan = gan_builder.build(config, (28, 28, 1), 10, vocabulary_size=len(vocabulary))
+  gan = gan_builder.build(config, (28, 28, 1), 10, sizes={'text': len(vocabulary)})
   state = gan.init(jax.random.key(0))
   new, _ = jax.jit(functools.partial(gan_lib.train_step, gan))(
     state, _text_batch(vocabulary), jax.random.key(1)
