@@ -134,6 +134,17 @@ def next_commands(argv: list[str]) -> list[str]:
   ]
 
 
+# The request flags of --mode=sample and what each wants.
+REQUEST_FLAGS = {
+  'condition': "a request such as 'digit=7,thickness=3.5'",
+  'conditions_file': 'a file of requests',
+  'like': 'an image, a folder or an .npy',
+  'prompt': "a sentence such as 'a thick seven'",
+  'prompts_file': 'a file of sentences',
+  'seeds': "seeds such as '0-63'",
+}
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -141,6 +152,10 @@ def main(argv):
   from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
   from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
 
+  for name in REQUEST_FLAGS:  # An empty request is refused, not read as no request.
+    if flags.FLAGS[name].present and not flags.FLAGS[name].value.strip():
+      print(f'error: --{name} is empty: give {REQUEST_FLAGS[name]}', file=sys.stderr)
+      sys.exit(2)
   if _SEEDS.value:
     given = [f'--{n}' for n in ('num_samples', 'sample_seed') if flags.FLAGS[n].present]
     if given:
