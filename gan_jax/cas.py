@@ -28,7 +28,6 @@ from gan_jax import classifier as classifier_lib
 from gan_jax import conditions
 from gan_jax import data
 from gan_jax import experiment as experiment_lib
-from gan_jax import train
 from gan_jax.errors import UserError
 
 
@@ -124,9 +123,11 @@ def held_out_accuracy(workdir: str, test_source) -> tuple[float, object, object]
   return accuracy, model, params
 
 
-def run_cas(config, workdir: str, hardware=None) -> dict:
+def run_cas(config, workdir: str, train_fn, hardware=None) -> dict:
   """CAS, the real-data accuracy of the same recipe, their ratio and GAN-test of the GAN in
-  `workdir`; printed, written to cas.json and returned."""
+  `workdir`; printed, written to cas.json and returned. `train_fn(config, workdir, hardware=)`
+  trains a classifier run (the train loop, handed in by the caller: an evaluation mode does
+  not import the loop)."""
   check_conditional(config)
   e = config.eval
   recipe_spec = e.get('cas_classifier_config', 'configs/mnist_classifier.py')
@@ -164,14 +165,14 @@ def run_cas(config, workdir: str, hardware=None) -> dict:
   epochs = recipe.train.num_steps / per_epoch
   on_generated.train.num_steps = max(1, round(epochs * max(1, count // recipe.train.batch_size)))
   log('cas: training the classifier recipe on the generated images')
-  train.train_and_evaluate(on_generated, os.path.join(folder, 'generated'), hardware=hardware)
+  train_fn(on_generated, os.path.join(folder, 'generated'), hardware=hardware)
   cas, _, _ = held_out_accuracy(os.path.join(folder, 'generated'), real_test)
 
   real_dir = e.get('classifier_workdir', '')
   if not _same_recipe(os.path.abspath(real_dir) if real_dir else '', recipe):
     real_dir = os.path.join(folder, 'real')
     log('cas: training the classifier recipe on the real training split')
-    train.train_and_evaluate(recipe, real_dir, hardware=hardware)
+    train_fn(recipe, real_dir, hardware=hardware)
   real, model, params = held_out_accuracy(real_dir, real_test)
   gan_test, _ = classifier_lib.evaluate_accuracy(model, params, generated)
   result = {

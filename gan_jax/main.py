@@ -62,7 +62,7 @@ def run(
   if mode == 'eval':
     return evaluators.run_eval(config, workdir, hardware=hardware)
   if mode == 'cas':
-    return cas.run_cas(config, workdir, hardware=hardware)
+    return cas.run_cas(config, workdir, train.train_and_evaluate, hardware=hardware)
   raise ValueError(f'unknown mode {mode!r}')
 
 
