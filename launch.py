@@ -27,7 +27,10 @@ _HARDWARE = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and samples go.')
 _MODE = flags.DEFINE_enum(
-  'mode', 'train', ['train', 'sample', 'eval', 'cas'], 'What to do (cas: gan_jax/cas.py).'
+  'mode',
+  'train',
+  ['train', 'sample', 'eval', 'cas', 'config'],
+  'What to do (cas: gan_jax/cas.py; config: print the resolved, checked config and exit).',
 )
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 64, '--mode=sample: how many images.')
 _SAMPLE_SEED = flags.DEFINE_integer('sample_seed', 0, '--mode=sample: noise seed.')
@@ -56,7 +59,7 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-process: process count.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-process: this process index.')
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.mark_flags_as_required(['config'])
 
 
 def _one_line(error: BaseException) -> str:
@@ -152,6 +155,9 @@ def main(argv):
   from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
   from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
 
+  if not _WORKDIR.value and _MODE.value != 'config':
+    print('error: --workdir is required (where checkpoints, logs and samples go)', file=sys.stderr)
+    sys.exit(2)
   for name in REQUEST_FLAGS:  # An empty request is refused, not read as no request.
     if flags.FLAGS[name].present and not flags.FLAGS[name].value.strip():
       print(f'error: --{name} is empty: give {REQUEST_FLAGS[name]}', file=sys.stderr)

@@ -27,7 +27,7 @@ def run(
   num_processes=None,
   process_id=None,
 ):
-  """Runs `mode` ('train', 'sample', 'eval' or 'cas') of the experiment `config` in
+  """Runs `mode` ('train', 'sample', 'eval', 'cas' or 'config') of the experiment `config` in
   `workdir`, on the `hardware` settings (gan_jax/hardware.py; None: its defaults). `request`
   is --mode=sample's (condition, conditions_file, like, prompt, prompts_file); `seeds` its
   --seeds ('0-63,99': one image per seed, in place of num_samples and sample_seed)."""
@@ -39,6 +39,8 @@ def run(
   seed_list = sample.parse_seeds(seeds) if seeds else None
   hardware = hardware or hardware_lib.default_config()
   config_checks.check_hardware(hardware)
+  if mode == 'config':
+    return show_config(config, hardware)
   hardware_lib.use_cpu_devices(hardware.cpu_devices)  # Before anything starts JAX's backends.
   sharding.maybe_initialize_distributed(coordinator_address, num_processes, process_id)
   if mode == 'train':
@@ -64,6 +66,21 @@ def run(
   if mode == 'cas':
     return cas.run_cas(config, workdir, train.train_and_evaluate, hardware=hardware)
   raise ValueError(f'unknown mode {mode!r}')
+
+
+def show_config(config, hardware) -> str:
+  """--mode=config: the config as a run would resolve it (automatic counts filled in), checked
+  as a run checks it, printed with the hardware settings; nothing is trained, written or read
+  (no data, no checkpoint). Returns the printed text."""
+  config_checks.check(config, evaluators.REGISTRY)
+  evaluators.resolve_counts(config)
+  text = (
+    config.to_json_best_effort(indent=2, sort_keys=True)
+    + '\nhardware: '
+    + hardware.to_json_best_effort(sort_keys=True)
+  )
+  print(text)
+  return text
 
 
 def is_main_process() -> bool:

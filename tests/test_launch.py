@@ -109,3 +109,28 @@ def test_time_budget_stops_and_saves_a_checkpoint(tmp_path, capsys):
     'stopping on the time budget (1 s): saved the checkpoint at step 1' in capsys.readouterr().out
   )
   assert os.listdir(os.path.join(tmp_path, 'checkpoints')) == ['1']
+
+
+def test_mode_config_prints_the_checked_config_and_touches_nothing(tmp_path):
+  """--mode=config: the resolved config after overrides, checked; no workdir needed, nothing
+  written, no data or checkpoint opened."""
+  result = launch(
+    '--config=configs/mnist_attributes.py', '--mode=config', '--config.train.num_steps=7'
+  )
+  assert result.returncode == 0, result.stderr
+  text = result.stdout.split('\nhardware: ')[0]
+  config = json.loads(text[text.index('{') :])
+  assert config['train']['num_steps'] == 7 and config['model']['condition'] == [
+    'label',
+    'thickness',
+    'slant',
+  ]
+  assert config['eval']['inception_num_samples'] > 0  # The automatic count, resolved.
+  bad = launch('--config=configs/mnist_fast.py', '--mode=config', '--config.train.num_steps=0')
+  assert bad.returncode == 2 and bad.stderr.count('\n') == 1, bad.stderr
+  missing = launch('--config=configs/mnist_fast.py', '--mode=sample')
+  assert missing.returncode == 2
+  assert missing.stderr.strip() == (
+    'error: --workdir is required (where checkpoints, logs and samples go)'
+  )
+  assert not os.listdir(tmp_path)
