@@ -15,8 +15,7 @@ class ConditionedSource:
       raise ValueError(f'{len(source)} examples but {len(table.labels)} condition rows')
     self.source, self.table = source, table
     self.image_shape, self.num_classes = source.image_shape, source.num_classes
-    kinds = [*table.extra, conditions.ATTRIBUTES, conditions.FEATURES]
-    self._rows = {k: table.rows_of(k) for k in kinds if table.rows_of(k) is not None}
+    self._rows = table.training_rows()
 
   def __len__(self):
     return len(self.source)

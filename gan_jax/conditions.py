@@ -212,15 +212,11 @@ class Table:
       sizes[TEXT] = len(self.text.vocabulary)
     return sizes
 
-  def rows_of(self, name: str) -> np.ndarray | None:
-    """(N, ...) training values of kind `name`, as the training source hands them out."""
-    if name in self.extra:
-      return self.extra[name]
-    if name == ATTRIBUTES and self.conditioned_attributes:
-      return self.vector()[:, : len(self.conditioned_attributes)]
-    if name == FEATURES and FEATURES in self.parts:
-      return self.vector()[:, len(self.conditioned_attributes) :]
-    return None
+  def training_rows(self) -> dict:
+    """Kind name -> (N, ...) training values, as the training source hands them out: the
+    standardised vector split by kind (as `_condition` splits it), and the plug-in kinds'."""
+    vector = self.vector() if self.vector_parts else None
+    return {**self._condition(None, vector), **self.extra}
 
   def draw_rows(self, request: Mapping[str, float], count: int, rng) -> np.ndarray:
     """`count` training rows for a request: rows of the requested label, the NEAREST_ROWS

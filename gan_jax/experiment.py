@@ -5,7 +5,8 @@ bench/ all start here; this module imports none of them.
 An experiment (`gan_experiment.Experiment`, `classifier.Experiment`) is built from a `Run` and
 supplies `init(rng)`, a pure `train_step(state, batch, key) -> (state, metrics)`, a host-side
 `pictures(state, step) -> {name: image}`, `progress_keys` and optionally
-`step_options(step) -> dict` of static step arguments.
+`step_options(step) -> dict` of static step arguments and `save_files(workdir)`, what it keeps
+beside its checkpoints (the condition kinds' files, such as text's vocabulary).
 """
 
 from collections.abc import Callable

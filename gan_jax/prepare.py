@@ -95,8 +95,8 @@ def _listing(src: str) -> tuple[list[str], bytes | None, str, list[str]]:
         labels = z.read(LABELS_FILE) if LABELS_FILE in z.namelist() else None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
       raise UserError(f'{src!r} is not a readable .zip: {e}') from None
-    outside = [n for n in names if climbs_out(n)]
-    return [n for n in names if not climbs_out(n)], labels, 'zip', outside
+    outside = {n for n in names if climbs_out(n)}
+    return [n for n in names if n not in outside], labels, 'zip', sorted(outside)
   raise UserError(f'{src!r} does not exist')
 
 

@@ -71,10 +71,11 @@ class Plan:
 
 
 def digest(*parts) -> str:
-  digest = hashlib.sha256()
+  """A short hash of a request (bytes, or anything JSON writes), for folder names."""
+  sha = hashlib.sha256()
   for part in parts:
-    digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
-  return digest.hexdigest()[:8]
+    sha.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
+  return sha.hexdigest()[:8]
 
 
 def _request_table(experiment) -> conditions_lib.Table:
