@@ -1,6 +1,6 @@
 """Trains each MNIST GAN config for the same number of steps and tabulates their metrics.
 
-  python bench/ablate.py --steps 2000 --out docs/ablation_results.md
+  python bench/ablate.py --steps 2000 --out runs/ablation.md
   python bench/ablate.py --configs mnist_cgan,mnist_cgan:loss.r1_gamma=0.0   # one part off
 
 A run is a config name, optionally followed by `:field=value` overrides (values are Python
@@ -11,6 +11,9 @@ reuses finished runs); the judge is the classifier in --classifier_workdir (trai
 with configs/mnist_classifier.py if missing). The table gives classifier-feature FID, KID,
 precision, recall, density, coverage, per-class accuracy for conditional models and wall
 time, beside the real-data floor: held-out real test digits against the same reference.
+
+--out is the markdown table of this run; the JSON beside it holds the rows by run name, each
+with common.machine(): a rerun replaces the rows of the names it reruns and keeps the others.
 """
 
 import argparse
@@ -39,6 +42,7 @@ CONFIGS = (
   'mnist_dcgan:loss.r1_gamma=1.0',
 )
 COLUMNS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
+TABLE = 'Classifier-feature metrics after '  # How the markdown table starts.
 
 
 def train_judge(workdir: str) -> evaluate.Judge:
@@ -100,28 +104,38 @@ def main_(argv=None):
   parser.add_argument('--classifier_workdir', default='runs/mnist_classifier')
   parser.add_argument('--out', default='')
   args = parser.parse_args(argv)
+  if args.out:
+    common.table_path(args.out, TABLE)
+  existing = common.claim_json(json_beside(args.out), 'ablate')
+  machine = common.machine()
   judge = train_judge(args.classifier_workdir)
   eval_config = common.load_config('mnist_dcgan').eval
   data_config = common.load_config('mnist_dcgan').data
   rows = {}
   for name in args.configs.split(','):
-    rows[name] = train_and_judge(name, args.steps, args.workroot, judge)
+    rows[name] = {**train_and_judge(name, args.steps, args.workroot, judge), **machine}
     print(name, json.dumps(rows[name]), flush=True)
-  rows['real test digits (floor)'] = evaluate.real_data_floor(judge, eval_config, data_config)
+  floor = evaluate.real_data_floor(judge, eval_config, data_config)
+  rows['real test digits (floor)'] = {**floor, **machine}
   table = markdown(rows, args.steps, judge, eval_config)
   print(table)
-  write_table(args.out, table, rows)
+  write_table(args.out, table)
+  if args.out:
+    common.write_json(json_beside(args.out), common.with_rows(existing, 'ablate', rows))
 
 
-def write_table(out: str, table: str, record) -> None:
-  """The markdown `table` to `out` ('' = nowhere) and `record` as JSON beside it."""
+def json_beside(out: str) -> str:
+  """The JSON beside the markdown table `out` ('' for none)."""
+  return os.path.splitext(out)[0] + '.json' if out else ''
+
+
+def write_table(out: str, table: str) -> None:
+  """The markdown `table` to `out` ('' = nowhere)."""
   if not out:
     return
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
   with open(out, 'w') as f:
     f.write(table)
-  with open(os.path.splitext(out)[0] + '.json', 'w') as f:
-    json.dump(record, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -7,6 +7,10 @@ GAN). The real-trained arm of a recipe is reused from --runs/<recipe name> when 
 trained with the very same recipe (e.g. runs/mnist_classifier), else trained once per CAS
 folder. A pass whose cas.json exists is read, not rerun, so an interrupted study resumes.
 
+Each pass is a row of --out's `rows`, with common.machine(); the rows merge by (config, recipe,
+count, seed): a rerun replaces its rows and keeps the others. The markdown table beside --out
+is this run's rows.
+
   python bench/cas.py --configs=mnist_cgan,mnist_r3gan,mnist_fast \\
     --recipes=configs/mnist_classifier.py,configs/mnist_classifier_aug.py \\
     --counts=4000,20000 --seeds=0,1,2 --out=docs/cas_study.json
@@ -26,6 +30,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import common  # pylint: disable=g-import-not-at-top
 from gan_jax import cas  # pylint: disable=g-import-not-at-top
 from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
+
+
+def row_key(row: dict) -> tuple:
+  """What a row of --out is the measurement of."""
+  return row['config'], row['recipe'], row['count'], row['seed']
 
 
 def newest_step(workdir: str) -> int | None:
@@ -109,18 +118,19 @@ def main(argv=None):
   if min(counts) < 1:
     parser.error(f'--counts must be at least 1, got {args.counts}')
   table_file = common.table_path(args.out)
+  existing = common.claim_json(args.out, 'cas')
   check_runs(args, names)
+  machine = common.machine()
   start = datetime.datetime.now()
   rows = []
   for name in names:
     for recipe in args.recipes.split(','):
       for count in counts:
         for seed in seeds:
-          rows.append(one_pass(args, name, recipe, count, seed))
-          with open(args.out, 'w') as f:
-            json.dump(rows, f, indent=1)
+          rows.append({**one_pass(args, name, recipe, count, seed), **machine})
+          common.write_json(args.out, common.with_rows(existing, 'cas', rows, row_key))
   minutes = (datetime.datetime.now() - start).total_seconds() / 60
-  table = markdown(rows, common.cpu_name(), minutes)
+  table = markdown(rows, machine['cpu'], minutes)
   with open(table_file, 'w') as f:
     f.write(table)
   print(table)

@@ -9,11 +9,11 @@ Each arm is a fresh launch.py process training --spec for --steps on synthetic d
 every --every steps (the no-save arm: only at the end, after the last logged step); its rate is
 the one logged at the last step (steps/s from the first compiled step on, so every save but the
 final one falls inside the window). Arms alternate within a round, --rounds rounds; medians.
+Each run is appended to --out's `runs`, with common.machine(): a rate depends on the machine
+and its load, so no run replaces another.
 """
 
 import argparse
-import datetime
-import json
 import os
 import statistics
 import sys
@@ -64,6 +64,8 @@ def main(argv=None):
   parser.add_argument('--workroot', default='runs/checkpoint_stall')
   parser.add_argument('--out', default='docs/checkpoint_stall.json')
   args = parser.parse_args(argv)
+  existing = common.claim_json(args.out, 'checkpoint_stall')
+  machine = common.machine()
   rates = {arm: [] for arm in ARMS}
   for _ in range(args.rounds):
     for arm, flags in ARMS.items():
@@ -72,8 +74,7 @@ def main(argv=None):
   size = state_mib(workdir)
   base = statistics.median(rates['no saves'])
   result = {
-    'cpu': common.cpu_name(),
-    'date': str(datetime.date.today()),
+    **machine,
     'spec': args.spec,
     'steps': args.steps,
     'save_every': args.every,
@@ -82,8 +83,7 @@ def main(argv=None):
     'median_steps_per_s': {arm: statistics.median(r) for arm, r in rates.items()},
     'ratio_to_no_saves': {arm: statistics.median(r) / base for arm, r in rates.items()},
   }
-  with open(args.out, 'w') as f:
-    json.dump(result, f, indent=1)
+  common.write_json(args.out, common.with_run(existing, 'checkpoint_stall', result))
   for arm in ARMS:
     print(
       f'{arm:40s} {result["median_steps_per_s"][arm]:.3f} steps/s  '

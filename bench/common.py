@@ -1,12 +1,19 @@
-"""What the benchmarks share: run specs, a launch.py run, the CPU's name, the DCGAN's FLOPs and
-the timer.
+"""What the benchmarks share: run specs, a launch.py run, the CPU's name, the DCGAN's FLOPs,
+the timer, and the JSON they write.
 
 A run spec is a config name, optionally followed by `:field=value` overrides (values are Python
 literals), e.g. `mnist_dcgan:model.g_width=16:loss.r1_gamma=1.0`; bench/ablate.py,
 bench/time_to_quality.py and bench/train_step.py all take them.
+
+Every bench's JSON carries `"bench": "<name>"` (the script that writes it) at its top level, and
+a bench writes only over a JSON with its own name (`claim_json`). A bench of rows merges its new
+rows into the file's by a key (`with_rows`); a bench of one measurement appends the run to the
+file's `runs` (`with_run`). Rows and runs carry `machine()`: the CPU, its family and model, the
+1-minute load average when the bench started, and the date.
 """
 
 import ast
+import datetime
 import importlib
 import json
 import math
@@ -74,15 +81,91 @@ def launch(config: str, workdir: str, flags: list[str]) -> list[dict]:
     return [json.loads(line) for line in f]
 
 
-def table_path(out: str) -> str:
+def table_path(out: str, start: str = 'CPU: ') -> str:
   """The markdown table beside the JSON `out`; exits at once, before any work, when that file
-  exists and is not a benchmark table (they start 'CPU: '), e.g. a docs page of that name."""
+  exists and is not a benchmark table (they start with `start`), e.g. a docs page of that name."""
   path = os.path.splitext(out)[0] + '.md'
   if os.path.exists(path):
     with open(path) as f:
-      if f.read(5) != 'CPU: ':
+      if f.read(len(start)) != start:
         sys.exit(f'error: {path!r} exists and is not a benchmark table; name another --out')
   return path
+
+
+def claim_json(out: str, bench: str, flag: str = '--out') -> dict | None:
+  """The JSON `out` as bench/`bench`.py wrote it (None if there is none yet, or `out` is ''); exits
+  at once, before any work, when `out` exists and is not a JSON object with `"bench": bench`."""
+  if not out or not os.path.exists(out):
+    return None
+  try:
+    with open(out) as f:
+      record = json.load(f)
+  except (OSError, ValueError):
+    record = None
+  if not isinstance(record, dict) or record.get('bench') != bench:
+    sys.exit(f'error: {out!r} exists and was not written by bench/{bench}.py; name another {flag}')
+  return record
+
+
+def write_json(out: str, record: dict) -> None:
+  """`record` to `out` whole or not at all: written beside it, then renamed over it."""
+  os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
+  tmp = f'{out}.{os.getpid()}.tmp'
+  try:
+    with open(tmp, 'w') as f:
+      json.dump(record, f, indent=1, default=float)
+    os.replace(tmp, out)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def merge_rows(old: list, new: list, key) -> list:
+  """`old` with each row whose key(row) a row of `new` has replaced by that row, in place, then
+  the rest of `new`; one row per key."""
+  fresh = {key(row): row for row in new}
+  merged, seen = [], set()
+  for row in old + new:
+    if key(row) not in seen:
+      seen.add(key(row))
+      merged.append(fresh.get(key(row), row))
+  return merged
+
+
+def with_rows(existing: dict | None, bench: str, rows, key=None) -> dict:
+  """The record of `existing` (claim_json's) with `rows` merged into its `rows`: a list by
+  key(row) (merge_rows), a dict {name: row} by name. Its other fields are kept as they are."""
+  record = {'bench': bench, **(existing or {})}
+  old = record.get('rows', {} if isinstance(rows, dict) else [])
+  record['rows'] = {**old, **rows} if isinstance(rows, dict) else merge_rows(old, rows, key)
+  return record
+
+
+def with_run(existing: dict | None, bench: str, run: dict) -> dict:
+  """The record of `existing` (claim_json's) with `run` appended to its `runs`."""
+  record = {'bench': bench, **(existing or {})}
+  record['runs'] = [*record.get('runs', []), run]
+  return record
+
+
+def machine() -> dict:
+  """Where and when a bench ran: the CPU (cpu_name), its family and model as /proc/cpuinfo gives
+  them ('' where it does not), the 1-minute load average now, and today's date. A bench takes it
+  before its own work loads the machine."""
+  family_model = ''
+  try:
+    with open('/proc/cpuinfo') as f:
+      first = f.read().split('\n\n')[0].splitlines()  # The first processor's lines.
+    fields = {k.strip(): v.strip() for k, _, v in (x.partition(':') for x in first)}
+    family_model = f'family {fields["cpu family"]} model {fields["model"]}'
+  except (OSError, KeyError):
+    pass
+  return {
+    'cpu': cpu_name(),
+    'cpu_family_model': family_model,
+    'load_1min': os.getloadavg()[0],
+    'date': datetime.date.today().isoformat(),
+  }
 
 
 def mean_se(values) -> tuple[float, float]:

@@ -9,8 +9,10 @@ never two timed jobs at once), then `--mode=eval` judges its latest checkpoint w
 evaluator its config names: classifier-FID and class accuracy on --num_samples samples (the
 judge in runs/mnist_classifier), the control grid for attribute configs, obedience to
 sentences for configs with a text section, and retrieval ranks when --rank_classifier names a
-second classifier. Writes one JSON row per run and a markdown
-table of medians (docs/control.md).
+second classifier. Prints a markdown table of this run's medians (docs/control.md) and merges
+one JSON row per run into --out by (spec, seed): a rerun replaces its rows, the others stay.
+Each row carries its --seconds and common.machine(); a row without its own `seconds` and `cpu`
+has the file's top-level ones.
 """
 
 import argparse
@@ -41,6 +43,11 @@ KEYS = (
   'text_ceiling_held_out',
   'text_digit_accuracy',
 )
+
+
+def row_key(row: dict) -> tuple:
+  """What a row of --out is the measurement of: its run spec and seed."""
+  return row['spec'], row['seed']
 
 
 def _overrides(spec: str) -> list[str]:
@@ -127,7 +134,8 @@ def main(argv=None):
   parser.add_argument('--workroot', default='runs/bench_control')
   parser.add_argument('--out', default='docs/control.json')
   args = parser.parse_args(argv)
-  cpu = common.cpu_name()
+  existing = common.claim_json(args.out, 'control')
+  machine = common.machine()
   rows = []
   for seed in (int(s) for s in args.seeds.split(',')):
     for spec in args.specs.split(','):
@@ -136,11 +144,10 @@ def main(argv=None):
       if os.path.exists(workdir):
         raise SystemExit(f'error: {workdir} exists; choose another --workroot')
       os.makedirs(os.path.dirname(workdir), exist_ok=True)
-      rows.append(run_one(spec, seed, args, workdir))
+      rows.append({**run_one(spec, seed, args, workdir), 'seconds': args.seconds, **machine})
       print(json.dumps(rows[-1]), flush=True)
-  with open(args.out, 'w') as f:
-    json.dump({'cpu': cpu, 'seconds': args.seconds, 'rows': rows}, f, indent=1)
-  print(markdown(rows, args, cpu))
+      common.write_json(args.out, common.with_rows(existing, 'control', rows, row_key))
+  print(markdown(rows, args, machine['cpu']))
 
 
 if __name__ == '__main__':

@@ -13,12 +13,12 @@ Parts, one after another (never beside another timed job):
            images/s after 5 warm-up batches; the same over the folder (`folder:`) for scale
   train    cifar10_dcgan on the shards for --train_steps: the median steps/s logged after the
            first interval (compilation excluded), times the batch
-The ratio read / train is how much faster the data comes than the model eats it.
+The ratio read / train is how much faster the data comes than the model eats it. Each run is
+appended to --out's `runs`, with common.machine(): a rate depends on the machine and its load,
+so no run replaces another.
 """
 
 import argparse
-import datetime
-import json
 import os
 import shutil
 import statistics
@@ -110,10 +110,11 @@ def main(argv=None):
   parser.add_argument('--workroot', default='runs/data_pipeline')
   parser.add_argument('--out', default='docs/data_pipeline.json')
   args = parser.parse_args(argv)
+  existing = common.claim_json(args.out, 'data_pipeline')
+  row = {**common.machine(), 'images': args.count}
   os.makedirs(args.workroot, exist_ok=True)
   folder = make_folder(args.workroot, args.count)
   dest = os.path.join(args.workroot, f'shards_{args.count}')
-  row = {'cpu': common.cpu_name(), 'date': str(datetime.date.today()), 'images': args.count}
   row['prepare_s'] = time_prepare(folder, dest)
   row['shards_open_s'], row['shards_read_images_per_s'] = read_rate(
     f'arrayrecord:{dest}', 128, args.read_batches
@@ -124,8 +125,7 @@ def main(argv=None):
   steps_per_s, batch = train_rate(dest, os.path.join(args.workroot, 'train'), args.train_steps)
   row['train_images_per_s'] = steps_per_s * batch
   row['read_over_train'] = row['shards_read_images_per_s'] / row['train_images_per_s']
-  with open(args.out, 'w') as f:
-    json.dump(row, f, indent=1)
+  common.write_json(args.out, common.with_run(existing, 'data_pipeline', row))
   for key, value in row.items():
     print(f'{key}: {value:.1f}' if isinstance(value, float) else f'{key}: {value}')
 

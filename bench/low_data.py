@@ -11,8 +11,10 @@ Each arm trains --classifier_steps steps of the recipe (batch 128) and is tested
 real held-out digits. The GAN is --gan (mnist_fast, the default config) for --gan_steps with
 DiffAugment --gan_augment; each GAN setting and each mix has its own folder under
 --workroot/n<n>_seed<seed>/, so a rerun with other settings reuses the real arms and nothing
-else. Writes one JSON row per (n, seed, arm), a markdown table of means with standard errors
-and the paired difference gen - aug, and a PNG of accuracy against n.
+else. Merges one JSON row per (n, seed, arm), with common.machine(), into --out's `rows` by
+(per_class, seed, arm): a rerun replaces its rows and keeps the others. Writes this run's rows
+as a markdown table of means with standard errors and the paired difference gen - aug, and a
+PNG of accuracy against n, beside --out.
 
   python bench/low_data.py --per_class=5,10,50,100,400 --seeds=0,1,2 --out=docs/low_data.json
   python bench/low_data.py --smoke --workroot=/tmp/low_data --out=/tmp/low_data.json
@@ -20,7 +22,6 @@ and the paired difference gen - aug, and a PNG of accuracy against n.
 
 import argparse
 import datetime
-import json
 import math
 import os
 import re
@@ -37,6 +38,11 @@ from gan_jax import experiment as experiment_lib  # pylint: disable=g-import-not
 from gan_jax import main as gan_main  # pylint: disable=g-import-not-at-top
 
 ARMS = ('real', 'real+aug', 'real+aug+gen')
+
+
+def row_key(row: dict) -> tuple:
+  """What a row of --out is the measurement of."""
+  return row['per_class'], row['seed'], row['arm']
 
 
 def subset(images, labels, per_class: int, seed: int):
@@ -220,15 +226,16 @@ def main(argv=None):
     args.gan_steps = args.classifier_steps = 6  # What the smoke configs train.
     args.recipe = 'configs/mnist_classifier.py:smoke'
   table_file = common.table_path(args.out)
+  existing = common.claim_json(args.out, 'low_data')
+  machine = common.machine()
   start = datetime.datetime.now()
   rows = []
   for seed in [int(s) for s in args.seeds.split(',')]:
     for n in [int(v) for v in args.per_class.split(',')]:
-      rows.extend(run_one(args, n, seed))
-      with open(args.out, 'w') as f:
-        json.dump(rows, f, indent=1)
+      rows.extend({**row, **machine} for row in run_one(args, n, seed))
+      common.write_json(args.out, common.with_rows(existing, 'low_data', rows, row_key))
   minutes = (datetime.datetime.now() - start).total_seconds() / 60
-  table = markdown(rows, args, common.cpu_name(), minutes)
+  table = markdown(rows, args, machine['cpu'], minutes)
   with open(table_file, 'w') as f:
     f.write(table)
   plot(rows, os.path.splitext(args.out)[0] + '.png')

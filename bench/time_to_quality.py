@@ -1,6 +1,6 @@
 """Quality per second: every config's classifier-FID against its training time, on one CPU.
 
-  python -m bench.time_to_quality --seconds 300 --out docs/time_to_quality_results.md \\
+  python -m bench.time_to_quality --seconds 300 --out runs/time_to_quality.md \\
     --plot docs/time_to_quality.png   # the table, the figure, and .json beside each
   python -m bench.time_to_quality --configs mnist_rpgan,mnist_dcgan:model.g_width=16 --seconds 120
   python -m bench.time_to_quality --configs mnist_fast --seeds 0,1,2   # GANs vary run to run
@@ -18,7 +18,8 @@ snapshot is judged with the same classifier on the same number of samples. Outpu
 each run's last snapshot with the ratio of every FID to PyTorch's (--out), a PNG of
 classifier-FID against training time (--plot; with several `--seeds`, each config's median and
 its min-max band) and the per-snapshot numbers as JSON beside both. The CPU's name is in them:
-compare figures from one machine only.
+compare figures from one machine only. Each run is appended to the JSON's `runs`, with
+common.machine(): its numbers depend on the machine and its load, so no run replaces another.
 """
 
 import argparse
@@ -49,6 +50,7 @@ TORCH = 'pytorch_dcgan'
 FLOOR = 'real test digits (floor)'
 COLUMNS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage', 'class_accuracy')
 NEVER = 100_000_000  # A step count no run reaches in its seconds.
+TABLE = 'Every run trained for '  # How the markdown table starts.
 
 
 def _run(cmd: list[str], log_path: str) -> None:
@@ -251,6 +253,14 @@ def markdown(rows: dict, seconds: float, every: float, cpu: str, judge, eval_con
   return '\n'.join(lines) + '\n'
 
 
+def json_outputs(out: str, plot_path: str) -> dict[str, str]:
+  """{JSON path: the flag naming it}: the JSON beside --out and the one beside the plot (one
+  file when they are the same)."""
+  paths = {ablate.json_beside(out): '--out'} if out else {}
+  paths.setdefault(os.path.splitext(plot_path)[0] + '.json', '--plot')
+  return paths
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--seconds', type=float, default=300.0, help='training time per run')
@@ -291,13 +301,20 @@ def main(argv=None):
     if args.out
     else os.path.join(workroot, 'time_to_quality.png')
   )
+  if args.out:
+    common.table_path(args.out, TABLE)
+  claimed = {
+    path: common.claim_json(path, 'time_to_quality', flag)
+    for path, flag in json_outputs(args.out, plot_path).items()
+  }
   runs = ([] if args.no_torch else [TORCH]) + [c for c in args.configs.split(',') if c]
   if len(seeds) > 1:
     runs = [f'{spec}:seed={seed}' for seed in seeds for spec in runs]
   for spec in runs:  # A bad spec fails now, not after an hour of training.
     if not spec.startswith(TORCH) and 'snapshot_every_secs' not in common.load_config(spec).train:
       raise SystemExit(f'error: {spec}: this gan_jax has no config.train.snapshot_every_secs')
-  cpu = common.cpu_name()
+  machine = common.machine()
+  cpu = machine['cpu']
   print(
     f'time to quality: {seconds:g} s per run, snapshots every {args.snapshot_every:g} s, on '
     f'{cpu}; runs in {workroot}',
@@ -329,7 +346,7 @@ def main(argv=None):
   print(table)
   curves = fid_curves({spec: snaps for spec, snaps in snapshots.items() if snaps})
   record = {
-    'cpu': cpu,
+    **machine,
     'seconds': seconds,
     'snapshot_every': args.snapshot_every,
     'num_samples': args.num_samples,
@@ -338,13 +355,11 @@ def main(argv=None):
     'curves': curves,
     'snapshots': snapshots,
   }
-  ablate.write_table(args.out, table, record)
+  ablate.write_table(args.out, table)
+  for path, existing in claimed.items():
+    common.write_json(path, common.with_run(existing, 'time_to_quality', record))
   plot(plot_path, curves, rows[FLOOR].get('fid'), seconds, cpu)
-  json_path = os.path.splitext(plot_path)[0] + '.json'
-  if not args.out or json_path != os.path.splitext(args.out)[0] + '.json':
-    with open(json_path, 'w') as f:
-      json.dump(record, f, indent=1)
-  print(f'plot {plot_path}, numbers per snapshot {json_path}', flush=True)
+  print(f'plot {plot_path}, numbers per snapshot {", ".join(claimed)}', flush=True)
 
 
 if __name__ == '__main__':

@@ -28,7 +28,8 @@ jax/torch and jax/keras ratios are given for specs that build mnist_dcgan's mode
 analytic FLOPs (bench.common.step_flops) x steps/s / peak, for unconditional DCGANs without
 penalties; XLA's cost_analysis count (elementwise ops and padding zeros included) is shown for
 all. Unless --no-verify, a first worker loads gan_jax's initial weights into torch and Keras
-and compares both nets and three train steps.
+and compares both nets and three train steps. Each run is appended to --out's `runs`, with
+common.machine(): a rate depends on the machine and its load, so no run replaces another.
 """
 
 import argparse
@@ -509,6 +510,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.worker:
     return worker_main(json.loads(args.worker))
+  existing = common.claim_json(args.out, 'train_step')
+  machine = common.machine()
   batches = [int(b) for b in (args.batches or ('64' if args.quick else '64,256')).split(',') if b]
   kinds, specs = [k for k in args.kinds.split(',') if k], [s for s in args.configs.split(',') if s]
   for kind in kinds:
@@ -522,7 +525,7 @@ def main(argv=None):
     0.5 if args.quick else 3.0,
   )  # Repeats, seconds per repeat, warm-up seconds.
   results = {
-    'cpu': common.cpu_name(),
+    **machine,
     'batches': {},
     'args': {
       'batches': batches,
@@ -530,12 +533,12 @@ def main(argv=None):
       'kinds': kinds,
       'repeats': timing[0],
       'seconds_per_repeat': timing[1],
-      'load_avg_start': os.getloadavg()[0],
+      'load_avg_start': machine['load_1min'],
     },
   }
   print(
     f'gan_jax train step on {results["cpu"]}: {timing[0]} repeats of ~{timing[1]:g} s, '
-    f'load average {os.getloadavg()[0]:.1f}; worker log {args.log}',
+    f'load average {machine["load_1min"]:.1f}; worker log {args.log}',
     flush=True,
   )
   with open(args.log, 'w') as log:
@@ -553,8 +556,7 @@ def main(argv=None):
     for batch in batches:
       results['batches'][str(batch)] = time_batch(batch, kinds, specs, timing, log)
   if args.out:
-    with open(args.out, 'w') as f:
-      json.dump(results, f, indent=1, default=float)
+    common.write_json(args.out, common.with_run(existing, 'train_step', results))
     print(f'\nwrote {args.out}')
   return results
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import dataclasses
 import json
 import os
+import re
 from typing import Any
 
 import jax
@@ -126,12 +127,15 @@ def load_features(where: str, images) -> np.ndarray:
 def load_classifier(workdir: str):
   """(model, parameters, step) of the classifier trained in `workdir` (its config.json says
   which one)."""
-  workdir = os.path.abspath(workdir)
+  given, workdir = workdir, os.path.abspath(workdir)
   path = os.path.join(workdir, 'config.json')
   if not os.path.isfile(path):
+    seed = re.search(r'_seed(\d+)$', given.rstrip('/'))
+    command = f'python launch.py --config=configs/mnist_classifier.py --workdir={given}' + (
+      f' --config.seed={seed.group(1)}' if seed else ''
+    )
     raise UserError(
-      f'no classifier run in {workdir!r} (no config.json): train one with '
-      'configs/mnist_classifier.py first'
+      f'no classifier run in {workdir!r} (no config.json): train one first: {command}'
     )
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))

@@ -151,13 +151,14 @@ def _generate(gan, state, todo: Plan, seed: int, truncation: float, seeds):
 
 
 def _write(out_dir: str, names, arrays: dict, grid, strip) -> None:
-  """The PNGs, samples.npz, grid.png and interpolation.png (if `strip`), written beside the
+  """images/*.png (one per sample, alone in their folder so that an FID tool reading it counts
+  only samples), samples.npz, grid.png and interpolation.png (if `strip`), written beside the
   folder and renamed into place, so it appears whole or not at all."""
   tmp_dir = out_dir + '.partial'
-  os.makedirs(tmp_dir, exist_ok=True)
+  os.makedirs(os.path.join(tmp_dir, 'images'), exist_ok=True)
   meter = progress.Meter(len(names), 'sample: writing', 'images')
   for name, image in zip(names, arrays['images']):
-    pictures.save_png(os.path.join(tmp_dir, f'{name}.png'), image, min_size=0)
+    pictures.save_png(os.path.join(tmp_dir, 'images', f'{name}.png'), image, min_size=0)
     meter.update(1)
   meter.close()
   np.savez(os.path.join(tmp_dir, 'samples.npz'), **arrays)

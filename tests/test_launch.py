@@ -65,7 +65,7 @@ def test_sample_mode_writes_pngs_npz_and_grid(smoke_run):
   with np.load(os.path.join(out_dir, 'samples.npz')) as f:
     assert f['images'].shape == (5, 28, 28, 1) and f['images'].dtype == np.uint8
     assert 'labels' not in f
-  assert len(glob.glob(os.path.join(out_dir, '0*.png'))) == 5
+  assert len(glob.glob(os.path.join(out_dir, 'images', '0*.png'))) == 5
   assert os.path.exists(os.path.join(out_dir, 'grid.png'))
   strip = Image.open(os.path.join(out_dir, 'interpolation.png'))
   assert strip.size[0] > 4 * strip.size[1]  # One row of 10 images.

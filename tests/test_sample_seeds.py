@@ -86,9 +86,9 @@ def test_one_seed_reproduces_its_image_of_a_range_bit_for_bit(run):
     one = _samples(out_dir)
     np.testing.assert_array_equal(one['images'], many['images'][at])
     np.testing.assert_array_equal(one['labels'], many['labels'][at])
-    assert sorted(f for f in os.listdir(out_dir) if f.startswith('seed')) == sorted(
-      f'seed{s:04d}.png' for s in at
-    )
+    assert sorted(
+      f for f in os.listdir(os.path.join(out_dir, 'images')) if f.startswith('seed')
+    ) == sorted(f'seed{s:04d}.png' for s in at)
   assert os.path.basename(out_dir).endswith('_seeds_99,3,64')
   # Different seeds draw different digits.
   assert len({many['images'][i].tobytes() for i in range(100)}) == 100
