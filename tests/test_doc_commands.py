@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import re
 import runpy
 import shlex
+import subprocess
 import sys
 
 from absl import flags
@@ -190,6 +192,30 @@ def _alternative_values(argv: list[str]) -> list[list[str]]:
   return variants
 
 
+@functools.cache
+def _tracked() -> frozenset[str] | None:
+  """The repository's files and folders as git tracks them (None outside a git checkout)."""
+  try:
+    out = subprocess.run(
+      ['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+  except (OSError, subprocess.CalledProcessError):
+    return None
+  folders = set()
+  for name in out:
+    folder = os.path.dirname(name)
+    while folder and folder not in folders:
+      folders.add(folder)
+      folder = os.path.dirname(folder)
+  return frozenset(out) | folders
+
+
+def shipped(path: str) -> bool:
+  """Whether a fresh clone has `path` (not a local run left in runs/)."""
+  tracked = _tracked()
+  return path in tracked if tracked is not None else os.path.exists(os.path.join(ROOT, path))
+
+
 @dataclasses.dataclass
 class Page:
   """What the commands of one page have made so far."""
@@ -203,7 +229,7 @@ class Page:
     path = os.path.normpath(path)
     return (
       path.rstrip('/') in {p.rstrip('/') for p in PLACEHOLDERS}
-      or os.path.exists(os.path.join(ROOT, path))
+      or shipped(path)
       or any(path == m or path.startswith(m + os.sep) for m in self.made)
     )
 
