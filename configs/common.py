@@ -16,6 +16,10 @@ def gan_config() -> ml_collections.ConfigDict:
   config.data.tfds_data_dir = ''  # TFDS data_dir ('' = TFDS default).
   config.data.image_size = 32  # For folder sources: every image is resized to this.
   config.data.channels = 3  # For folder sources: 1 (greyscale) or 3 (RGB).
+  # Train on this many images of each class (0 = all): the first of each class in a shuffled
+  # order seeded by per_class_seed (bench/low_data.py's subsets). Judged against the full splits.
+  config.data.per_class = 0
+  config.data.per_class_seed = 0
 
   config.model = ml_collections.ConfigDict()
   config.model.generator = 'dcgan'
@@ -55,6 +59,16 @@ def gan_config() -> ml_collections.ConfigDict:
 
   config.augment = ml_collections.ConfigDict()
   config.augment.policy = ''  # DiffAugment, e.g. 'color,translation,cutout' ('' = off).
+  # ADA (Karras et al. 2020, gan_jax/augmentations/ada.py): each of `ada_ops` applied to each
+  # image D sees with probability p. Adaptive: p steps every `ada_interval` steps towards
+  # E[sign(D(real))] = `ada_target` (0 = not adaptive), by up to 1 per `ada_kimg` thousand
+  # images. Fixed: p = `ada_p`, reached linearly over `ada_ramp_steps` (0 = from the start).
+  config.augment.ada_target = 0.0
+  config.augment.ada_kimg = 20.0
+  config.augment.ada_interval = 4
+  config.augment.ada_ops = 'xint,geom,color'
+  config.augment.ada_p = 0.0
+  config.augment.ada_ramp_steps = 0
 
   config.optim = ml_collections.ConfigDict()
   config.optim.g = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))

@@ -5,9 +5,11 @@ a save never leaves a half-written checkpoint that looks finished. A checkpoint 
 read (truncated, corrupted) is skipped for the previous one, loudly; a training run moves it
 aside to `STEP.unreadable` (kept, never deleted) so it can save that step again. A checkpoint
 whose arrays do not match the model in the config is refused: the workdir belongs to another
-experiment. A save that cannot complete (e.g. a full disk, checked before writing) raises
-SaveError (an OSError naming the step), removes its half-written folder and leaves the previous
-checkpoints as they were.
+experiment. A state class may name fields added after checkpoints were written
+(`ZERO_IF_ABSENT`, e.g. GANState's augmentation state): a checkpoint without them restores them
+as zeros, their initial value. A save that cannot complete (e.g. a full disk, checked before
+writing) raises SaveError (an OSError naming the step), removes its half-written folder and
+leaves the previous checkpoints as they were.
 
 With `background=True` a save copies the arrays to host memory and returns; orbax writes them
 on a thread while training goes on (the next step may reuse the donated device buffers: the
@@ -16,6 +18,7 @@ copy is taken first). A failure of that write is raised by the next save, `wait(
 No pickle anywhere: arrays go through tensorstore, the pipeline position through JSON.
 """
 
+import dataclasses
 import errno
 import os
 import re
@@ -23,6 +26,7 @@ import shutil
 
 import jax
 from jax.experimental import multihost_utils
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from gan_jax.errors import UserError
@@ -105,9 +109,25 @@ class Checkpointer:
       raise SaveError(step, int(code.group(1)), os.strerror(int(code.group(1)))) from error
     raise error
 
-  def _check_matches(self, step: int, abstract_state) -> None:
+  def _absent(self, step: int, abstract_state) -> dict:
+    """The fields of `abstract_state` that may be absent from the checkpoint and are: not saved,
+    or saved empty (as a state without them saves them) where arrays are wanted; name -> the
+    empty value saved, or None where the name is not saved at all."""
+    optional = getattr(type(abstract_state), 'ZERO_IF_ABSENT', ())
+    saved = self._manager.item_metadata(step)['state'].tree
+    if not isinstance(saved, dict):
+      return {}
+    return {
+      name: saved.get(name)
+      for name in optional
+      if name not in saved
+      or (_shapes_by_path(getattr(abstract_state, name)) and not _shapes_by_path(saved[name]))
+    }
+
+  def _check_matches(self, step: int, abstract_state, absent=()) -> None:
     saved = _shapes_by_path(self._manager.item_metadata(step)['state'].tree)
-    wanted = _shapes_by_path(ocp.tree.serialize_tree(abstract_state, keep_empty_nodes=True))
+    wanted = ocp.tree.serialize_tree(abstract_state, keep_empty_nodes=True)
+    wanted = _shapes_by_path({k: v for k, v in wanted.items() if k not in absent})
     if saved != wanted:
       differing = sorted(set(saved.items()) ^ set(wanted.items()))[0][0]
       raise UserError(
@@ -127,11 +147,13 @@ class Checkpointer:
     steps = self.all_steps() if step is None else [s for s in self.all_steps() if s == step]
     for i, step in reversed(list(enumerate(steps))):
       try:
-        self._check_matches(step, abstract_state)
+        absent = self._absent(step, abstract_state)
+        self._check_matches(step, abstract_state, absent)
+        target = _without(abstract_state, absent)
         restored = self._manager.restore(
           step,
           args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+            state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()
           ),
         )
       except UserError:
@@ -142,7 +164,8 @@ class Checkpointer:
         moved = f'; moved it to {self._set_aside(step)}' if set_aside_unreadable else ''
         log(f'checkpoint at step {step} is unreadable ({reason}){moved}; {older}')
         continue
-      return step, restored['state'], dict(restored['data'])
+      state = _with_zeros(abstract_state, restored['state'], absent)
+      return step, state, dict(restored['data'])
     return None
 
   def _set_aside(self, step: int) -> str:
@@ -165,6 +188,34 @@ class Checkpointer:
       self.wait()
     finally:
       self._manager.close()
+
+
+def _without(abstract_state, absent: dict):
+  """The restore target: the state itself, or as a dict with the absent fields as saved."""
+  if not absent:
+    return abstract_state
+  target = {f.name: getattr(abstract_state, f.name) for f in dataclasses.fields(abstract_state)}
+  for name, saved in absent.items():
+    if saved is None:
+      del target[name]
+    else:
+      target[name] = saved
+  return target
+
+
+def _zeros(abstract):
+  sharding = getattr(abstract, 'sharding', None)
+  make = lambda: jnp.zeros(abstract.shape, abstract.dtype)
+  return jax.jit(make, out_shardings=sharding)() if sharding is not None else make()
+
+
+def _with_zeros(abstract_state, restored, absent):
+  """The restored state with each absent field's arrays as zeros of their abstract shape."""
+  if not absent:
+    return restored
+  zeros = {name: jax.tree.map(_zeros, getattr(abstract_state, name)) for name in absent}
+  kept = {k: v for k, v in restored.items() if k not in absent}
+  return type(abstract_state)(**kept, **zeros)
 
 
 def _shapes_by_path(tree) -> dict[str, tuple[int, ...]]:

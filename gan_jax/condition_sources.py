@@ -1,9 +1,8 @@
 """The training source of a conditioned GAN: each example with its condition kinds' values
 (gan_jax/conditions.py's Table), and a subset of a source's examples."""
 
-import numpy as np
-
 from gan_jax import conditions
+from gan_jax import data
 
 
 class ConditionedSource:
@@ -30,15 +29,4 @@ class ConditionedSource:
     return example
 
 
-class Subset:
-  """The examples `indices` of a data source, in that order."""
-
-  def __init__(self, source, indices):
-    self.source, self.indices = source, np.asarray(indices)
-    self.image_shape, self.num_classes = source.image_shape, source.num_classes
-
-  def __len__(self):
-    return len(self.indices)
-
-  def __getitem__(self, index):
-    return self.source[int(self.indices[index])]
+Subset = data.Subset  # The examples `indices` of a data source, in that order.

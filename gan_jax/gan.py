@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import augment
+from gan_jax import augmentations
 from gan_jax import conditioning
 from gan_jax import data
 from gan_jax import hardware
@@ -27,6 +27,9 @@ from gan_jax.models import layers
 class GANState:
   """Everything a resume needs: both nets, their optimizers, the EMA generator, the step."""
 
+  # Fields added after checkpoints were written: absent from one, they restore as zeros.
+  ZERO_IF_ABSENT = ('augment',)
+
   step: jax.Array
   g_params: Any
   g_stats: Any  # G's non-trainable collections (batch norm running statistics).
@@ -36,6 +39,9 @@ class GANState:
   d_opt: Any
   ema_params: Any
   lecam: regularizers.LeCamState  # EMAs of D's outputs (used when loss.lecam_weight > 0).
+  # The augmentation's state (gan_jax/augmentations/), e.g. an adaptive probability and what
+  # steers it; {} for a stateless one. Checkpoints written without it restore it as zeros.
+  augment: Any = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +78,8 @@ class GAN:
   ema_warmup: bool
   condition: conditioning.Conditioning = conditioning.Conditioning()
   penalties: Penalties = Penalties()
-  augment_policy: str = ''  # DiffAugment policy applied to every D input ('' = none).
+  # What D sees of every image, real and generated (gan_jax/augmentations/).
+  augmentation: augmentations.Augmentation = augmentations.NONE
   # PacGAN (Lin et al. 2018): D judges `pack` examples at once, stacked along channels.
   pack: int = 1
   # The networks compute in this dtype (config.model.dtype); parameters, optimizer state, EMA,
@@ -133,8 +140,9 @@ class GAN:
     packs = images.reshape(b // self.pack, self.pack, h, w, c).transpose(0, 2, 3, 1, 4)
     return packs.reshape(b // self.pack, h, w, self.pack * c)
 
-  def augment(self, images, rng):
-    return augment.diff_augment(images, rng, self.augment_policy) if self.augment_policy else images
+  def augment(self, images, rng, state: dict):
+    """`images` as D sees them, under the augmentation's `state` (GANState.augment)."""
+    return self.augmentation.apply(images, rng, state)
 
   def sample_noise(self, rng, batch_size: int):
     """(z, the condition drawn for it, or None where fakes take real rows)."""
@@ -162,6 +170,7 @@ class GAN:
       d_opt=self.d_tx.init(d_params),
       ema_params=jax.tree.map(jnp.copy, g_params),  # Own buffers: donatable.
       lecam=regularizers.LeCamState(),
+      augment=self.augmentation.init_state(),
     )
 
   def penalty_due(self, step: int) -> bool:
@@ -236,6 +245,8 @@ def train_step(
   gamma_scale = gan.gamma_scale_at(state.step)
   d = discriminator_update(gan, state, real, rngs, penalize, gamma_scale)
   g = generator_update(gan, state, d.params, d.stats, real, rngs)
+  seen = augmentations.Observation(d.real_logits, d.fake_logits, state.step, real.images.shape[0])
+  augment_state = gan.augmentation.observe(state.augment, seen)
   decay = gan.ema_decay_at(state.step)
   ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g.params)
   new_state = GANState(
@@ -248,6 +259,7 @@ def train_step(
     d_opt=d.opt,
     ema_params=ema_params,
     lecam=d.lecam,
+    augment=augment_state,
   )
   p = gan.penalties
   scale = {'gamma_scale': gamma_scale} if p.r1_gamma or p.r2_gamma else {}
@@ -261,6 +273,7 @@ def train_step(
     'd_fake': jnp.mean(d.fake_logits),
     'd_grad_norm': optax.tree.norm(d.grads),
     'g_grad_norm': optax.tree.norm(g.grads),
+    **gan.augmentation.metrics(augment_state),
   }
   return new_state, metrics
 
@@ -336,7 +349,11 @@ def discriminator_update(
 
   def d_loss_fn(d_params):
     logits, heads, d_stats = gan.discriminate(
-      d_params, state.d_stats, pack(gan.augment(both, rngs[1])), both_cond, train=True
+      d_params,
+      state.d_stats,
+      pack(gan.augment(both, rngs[1], state.augment)),
+      both_cond,
+      train=True,
     )
     by_part = split(logits)
     heads_by_part = {n: {} for n in names}
@@ -346,9 +363,17 @@ def discriminator_update(
     conds = {n: c for n, _, c in parts}
     view = conditioning.DView(gan.loss, conds, by_part, heads_by_part, heads, both_cond, real.extra)
     terms = gan.condition.d_terms(view)  # name -> (weight, value)
-    d_of = lambda x: gan.discriminate(d_params, d_stats, x, real.condition, train=False)[0]
-    d_of_fake = lambda x: gan.discriminate(d_params, d_stats, x, fake_cond, train=False)[0]
-    terms.update(penalties(d_of, d_of_fake, pack(real.images), pack(fake), by_part, rngs[2]))
+    judge = functools.partial(gan.discriminate, d_params, d_stats, train=False)
+    if gan.augmentation.penalties_see_augmented:  # D differentiated through the augmentation.
+      keys = jax.random.split(rngs[2])
+      see = lambda x, n: pack(gan.augment(x, jax.random.fold_in(keys[1], n), state.augment))
+      d_of = lambda x: judge(see(x, 0), real.condition)[0]
+      d_of_fake = lambda x: judge(see(x, 1), fake_cond)[0]
+      terms.update(penalties(d_of, d_of_fake, real.images, fake, by_part, keys[0]))
+    else:
+      d_of = lambda x: judge(x, real.condition)[0]
+      d_of_fake = lambda x: judge(x, fake_cond)[0]
+      terms.update(penalties(d_of, d_of_fake, pack(real.images), pack(fake), by_part, rngs[2]))
     adversarial = gan.loss.d(by_part['real'], by_part['fake'])
     total = adversarial + sum(w * v for w, v in terms.values())
     values = {k: v for k, (_, v) in terms.items()}
@@ -376,7 +401,7 @@ def generator_update(gan: GAN, state: GANState, d_params, d_stats, real: Batch, 
     paired_real_logits = gan.discriminate(
       d_params,
       d_stats,
-      pack(gan.augment(real.images, jax.random.fold_in(rngs[4], 1))),
+      pack(gan.augment(real.images, jax.random.fold_in(rngs[4], 1), state.augment)),
       real.condition,
       train=False,
     )[0]
@@ -384,7 +409,7 @@ def generator_update(gan: GAN, state: GANState, d_params, d_stats, real: Batch, 
   def g_loss_fn(g_params):
     fake, g_stats = gan.apply_generator(g_params, state.g_stats, z, fake_cond, train=True)
     logits, heads, _ = gan.discriminate(
-      d_params, d_stats, pack(gan.augment(fake, rngs[4])), fake_cond, train=False
+      d_params, d_stats, pack(gan.augment(fake, rngs[4], state.augment)), fake_cond, train=False
     )
     loss = gan.loss.g(paired_real_logits, logits)
     terms = gan.condition.g_terms(conditioning.GView(fake_cond, heads))

@@ -2,6 +2,7 @@
 
 import optax
 
+from gan_jax import augmentations
 from gan_jax import conditioning
 from gan_jax import config_checks
 from gan_jax import gan as gan_lib
@@ -89,7 +90,7 @@ def build(
       lecam_weight=loss.lecam_weight,
       lecam_decay=loss.lecam_decay,
     ),
-    augment_policy=config.augment.policy,
+    augmentation=augmentations.from_config(config),
     pack=m.get('pack', 1),
     compute_dtype=layers.compute_dtype(m.get('dtype', 'float32')),
     conv_batch_slices=conv_batch_slices,

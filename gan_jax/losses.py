@@ -21,6 +21,10 @@ class GANLoss(NamedTuple):
   # D's loss on each example it must call fake, (B,), given the real logits it is paired with
   # (read by paired losses only): the matching-aware loss's penalty on mismatched pairs.
   d_fake_each: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+  # The logit at which D's loss turns from calling an image fake to calling it real (ADA's
+  # overfitting measure reads the sign of D(real) - boundary); None where the loss fixes no
+  # such value (a Wasserstein critic or a relativistic D is defined up to a constant).
+  boundary: float | None = 0.0
 
 
 def _ns_d(real, fake):
@@ -70,10 +74,18 @@ LOSSES = {
   'hinge': GANLoss(
     _hinge_d, _mean_negative, d_fake_each=lambda real, fake: jax.nn.relu(1.0 + fake)
   ),
-  'wasserstein': GANLoss(_wasserstein_d, _mean_negative, d_fake_each=lambda real, fake: fake),
-  'least_squares': GANLoss(_lsgan_d, _lsgan_g, d_fake_each=lambda real, fake: 0.5 * fake**2),
+  'wasserstein': GANLoss(
+    _wasserstein_d, _mean_negative, d_fake_each=lambda real, fake: fake, boundary=None
+  ),
+  'least_squares': GANLoss(
+    _lsgan_d, _lsgan_g, d_fake_each=lambda real, fake: 0.5 * fake**2, boundary=0.5
+  ),
   'rpgan': GANLoss(
-    _rpgan_d, _rpgan_g, paired=True, d_fake_each=lambda real, fake: jax.nn.softplus(fake - real)
+    _rpgan_d,
+    _rpgan_g,
+    paired=True,
+    d_fake_each=lambda real, fake: jax.nn.softplus(fake - real),
+    boundary=None,
   ),
 }
 

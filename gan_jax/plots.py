@@ -22,6 +22,8 @@ PRIORITY = (
   'recall',
 )
 MAX_METRIC_ROWS = 8
+# Training-row series drawn in rows of their own: an augmentation's state (ADA's p and r_t).
+STATE_PREFIX = 'augment_'
 # Positive metrics that span orders of magnitude over a run: drawn on a log axis.
 LOG_SCALE = ('fid', 'inception_fid', 'kid', 'inception_kid', 'mode_kl')
 
@@ -61,7 +63,8 @@ def _judged(key: str) -> bool:
 def curves(rows: list[dict]) -> tuple[dict, dict]:
   """({loss: points}, {metric: points}) of metrics.jsonl rows, each point (step, time or None,
   value). Training rows carry steps_per_sec; evaluation rows are the others, except the rows
-  of --mode=eval (`"mode": "eval"`), which belong to no point of training."""
+  of --mode=eval (`"mode": "eval"`), which belong to no point of training. Training rows'
+  `augment_*` series count as metrics."""
   losses, judged = {}, {}
   for row in rows:
     if row.get('mode') == 'eval':
@@ -74,6 +77,8 @@ def curves(rows: list[dict]) -> tuple[dict, dict]:
         continue
       if training and 'loss' in key and key != 'test_loss':
         losses.setdefault(key, []).append((row['step'], time_s, float(value)))
+      elif training and key.startswith(STATE_PREFIX):
+        judged.setdefault(key, []).append((row['step'], time_s, float(value)))
       elif not training and _judged(key):
         judged.setdefault(key, []).append((row['step'], time_s, float(value)))
   order = {k: i for i, k in enumerate(PRIORITY)}
@@ -124,7 +129,8 @@ def write_curves(workdir: str) -> str | None:
         if not xy:
           continue
         xs, ys = zip(*xy)
-        style = {'linewidth': 1.0} if name == 'loss' else {'marker': 'o', 'markersize': 3}
+        lines_only = name == 'loss' or name.startswith(STATE_PREFIX)
+        style = {'linewidth': 1.0} if lines_only else {'marker': 'o', 'markersize': 3}
         ax.plot(xs, ys, label=key, **style)
         if name in LOG_SCALE and min(ys) > 0:
           ax.set_yscale('log')

@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import jax  # noqa: E402  (XLA_FLAGS must be set before jax is imported)
+import numpy as np  # noqa: E402
 
 BACKEND_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
 
@@ -100,6 +101,11 @@ def main():
     state = original(config, workdir, make_counted, hardware)
     report['layout'] = state_layout(state)
     report['step'] = int(jax.device_get(state.step))
+    # This process's own copy of each augmentation state value (ADA's p), bit for bit.
+    augment = getattr(state, 'augment', None) or {}
+    report['augment'] = {
+      k: np.asarray(v.addressable_shards[0].data).tobytes().hex() for k, v in augment.items()
+    }
     return state
 
   train.train_and_evaluate = instrumented  # gan_jax.main looks it up at call time.

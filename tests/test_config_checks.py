@@ -130,6 +130,15 @@ BAD_GAN_VALUES = [
   ('model.pack', 0, 'config.model.pack must be an integer >= 1 (1 = no packing), got 0'),
   ('model.pack', 5, 'config.train.batch_size 16 does not split into packs of 5'),
   ('augment.policy', 'color,flip', "config.augment.policy: unknown DiffAugment policy 'flip'"),
+  ('augment.ada_target', -0.1, 'config.augment.ada_target must be in [0, 1), got -0.1'),
+  ('augment.ada_target', NAN, 'config.augment.ada_target must be a finite number in [0, 1)'),
+  ('augment.ada_kimg', 0.0, 'config.augment.ada_kimg must be > 0, got 0.0'),
+  ('augment.ada_kimg', INF, 'config.augment.ada_kimg must be a finite number > 0'),
+  ('augment.ada_interval', 0, 'config.augment.ada_interval must be >= 1, got 0'),
+  ('augment.ada_p', 1.5, 'config.augment.ada_p must be in [0, 1], got 1.5'),
+  ('augment.ada_ramp_steps', -1, 'config.augment.ada_ramp_steps must be >= 0, got -1'),
+  ('data.per_class', -1, 'config.data.per_class must be >= 0, got -1'),
+  ('data.per_class', 2.5, 'config.data.per_class must be an integer >= 0, got 2.5'),
   ('data.source', '', 'config.data.source must be a non-empty string'),
   ('data.channels', 2, 'config.data.channels 2 is not one of [1, 3]'),
   ('experiment', 'vae', "config.experiment 'vae' is not one of ['classifier', 'gan']"),
@@ -142,6 +151,34 @@ BAD_GAN_VALUES = [
 @pytest.mark.parametrize('key, value, fragment', BAD_GAN_VALUES)
 def test_bad_gan_values_are_user_errors(key, value, fragment):
   expect_error(fragment, config_checks.check, with_value(load_config('mnist_dcgan'), key, value))
+
+
+@pytest.mark.parametrize(
+  'overrides, fragment',
+  [
+    (
+      {'augment.ada_target': 0.6, 'augment.ada_ops': 'xint,zoom'},
+      "unknown ADA augmentation 'zoom'",
+    ),
+    ({'augment.ada_target': 0.6, 'augment.policy': 'translation'}, 'turns on ada and diffaugment'),
+    ({'augment.ada_p': 0.3, 'augment.policy': 'cutout'}, 'turns on ada and diffaugment'),
+    ({'augment.ada_target': 0.6, 'loss.name': 'rpgan'}, 'the rpgan loss does not anchor'),
+    ({'augment.ada_target': 0.6, 'loss.name': 'wasserstein'}, 'the wasserstein loss does not'),
+  ],
+)
+def test_bad_augmentation_choices_are_user_errors(overrides, fragment):
+  config = load_config('mnist_dcgan')
+  for key, value in overrides.items():
+    config = with_value(config, key, value)
+  expect_error(fragment, config_checks.check, config)
+
+
+def test_fixed_p_works_with_every_loss():
+  for loss in ('rpgan', 'wasserstein', 'hinge', 'least_squares'):
+    config = with_value(
+      with_value(load_config('mnist_dcgan'), 'loss.name', loss), 'augment.ada_p', 0.3
+    )
+    config_checks.check(config)
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def test_non_saturating_is_stable_for_large_logits():
 
 
 def test_rpgan_against_hand_values():
-  d, g, paired, _ = losses.get('rpgan')
+  d, g, paired, *_ = losses.get('rpgan')
   assert paired
   # D: mean softplus(-(r - f)) over the pairs (2 - 0.5, -1 + 3) = (1.5, 2).
   assert float(d(REAL, FAKE)) == pytest.approx((softplus(-1.5) + softplus(-2.0)) / 2, rel=1e-6)
@@ -80,3 +80,10 @@ def test_only_relativistic_losses_are_paired():
 def test_unknown_loss_is_a_user_error():
   with pytest.raises(UserError, match="unknown loss 'nope'"):
     losses.get('nope')
+
+
+def test_each_loss_says_where_it_separates_real_from_fake():
+  """ADA reads sign(D(real) - boundary); a loss without a fixed one has None."""
+  assert losses.get('non_saturating').boundary == 0.0 and losses.get('hinge').boundary == 0.0
+  assert losses.get('least_squares').boundary == 0.5  # Targets 0 (fake) and 1 (real).
+  assert losses.get('wasserstein').boundary is None and losses.get('rpgan').boundary is None

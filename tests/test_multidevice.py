@@ -8,6 +8,7 @@ counters), because the simulated device count (XLA_FLAGS) must be set before JAX
   four     4 devices, steps 0..4
   eight    8 devices, steps 0..4, then `resumed`: 1 device, steps 4..6 in the same workdir
   fsdp     8 devices on mesh (data 2, fsdp 4): the large parameters really are split
+  ada_hosts  as `hosts`, with ADA's adaptive augmentation: p the same on both processes
   hosts    2 processes x 2 devices on loopback (gloo), one shared workdir; then
            `hosts_sample`: --mode=sample with the same 2 processes
   shard_hosts  as `hosts`, reading the embedded digits from ArrayRecord shards (gan_jax/prepare.py)
@@ -228,7 +229,7 @@ def embedded_mnist_shards(base) -> str:
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
   base = tmp_path_factory.mktemp('multidevice')
-  names = ('one', 'two', 'four', 'eight', 'fsdp', 'hosts', 'shard_hosts')
+  names = ('one', 'two', 'four', 'eight', 'fsdp', 'hosts', 'shard_hosts', 'ada_hosts')
   workdirs = {name: str(base / name) for name in names}
   shards = embedded_mnist_shards(base)
 
@@ -255,6 +256,15 @@ def runs(tmp_path_factory):
       2,
       workdirs['shard_hosts'],
       f'--config.data.source=arrayrecord:{shards}',
+      processes=2,
+    ),
+    job(
+      'ada_hosts',
+      2,
+      workdirs['ada_hosts'],
+      '--config.augment.ada_target=0.05',  # Low: p moves up from the first steps.
+      '--config.augment.ada_kimg=0.02',
+      '--config.augment.ada_interval=1',
       processes=2,
     ),
     job('fsdp', 8, workdirs['fsdp'], "--config.mesh=(('data', 2), ('fsdp', 4))"),
@@ -421,6 +431,15 @@ def test_two_processes_reading_shards_train_like_one_process(runs):
   got, want = workdirs['shard_hosts'], workdirs['four']
   assert_losses_close(metrics(got), metrics(want), steps=(2, STEPS))
   assert_states_close(load_state(got, STEPS), load_state(want, STEPS))
+
+
+def test_adas_p_is_the_same_on_both_processes(runs):
+  (ada,) = need(runs, 'ada_hosts')
+  reports = [ada.report(p) for p in range(2)]
+  assert reports[0]['augment'] == reports[1]['augment'], reports
+  p = np.frombuffer(bytes.fromhex(reports[0]['augment']['p']), np.float32)[0]
+  logged = metrics(runs[1]['ada_hosts'])[STEPS]['augment_p']
+  assert p == np.float32(logged) and p > 0, (p, logged)
 
 
 def test_only_process_zero_logs_and_both_share_the_checkpoints(runs):

@@ -119,3 +119,16 @@ def test_import_does_not_import_matplotlib():
     [sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=True
   )
   assert out.stdout.strip() == 'False'
+
+
+def test_an_augmentations_state_is_drawn_from_the_training_rows(tmp_path):
+  workdir = str(tmp_path / 'ada')
+  rows = gan_rows(steps=200)
+  for row in rows:
+    if 'steps_per_sec' in row:
+      row.update(augment_p=row['step'] / 400, augment_rt=0.6)
+  write_metrics(workdir, rows)
+  losses, judged = plots.curves(plots.read_rows(os.path.join(workdir, 'metrics.jsonl')))
+  assert sorted(losses) == ['d_loss', 'g_loss']
+  assert judged['augment_p'][-1] == (200, 10.0, 0.5) and len(judged['augment_rt']) == 20
+  assert plots.write_curves(workdir)
