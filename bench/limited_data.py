@@ -16,8 +16,9 @@ deviations in units of the real standard deviation (augmentations must not leak 
 
 A finished run leaves `judged.json` in --workroot/n<N>_seed<seed>_<arm>/ and is read, not
 trained again; --out merges one row per (per_class, seed, arm) with common.machine() (a rerun
-replaces its rows, keeps the others). Beside --out: a markdown table of medians with every
-seed's value, and a PNG of FID against digits per class (log x, one line per arm).
+replaces its rows, keeps the others). Prints a markdown table of medians with every seed's
+value (docs/limited_data.md holds it) and writes, beside --out, a PNG of FID against digits
+per class (log x, one line per arm).
 """
 
 import argparse
@@ -42,7 +43,6 @@ from gan_jax import morpho  # pylint: disable=g-import-not-at-top
 ARMS = ('none', 'diffaugment', 'ada')
 LEAK = ('slant', 'width', 'height', 'thickness')
 COLUMNS = ('fid', 'kid', 'precision', 'recall', 'class_accuracy')
-TABLE = 'CPU: '
 
 
 def row_key(row: dict) -> tuple:
@@ -211,7 +211,6 @@ def checked(p: argparse.ArgumentParser, args):
 def main(argv=None):
   p = parser()
   args = checked(p, p.parse_args(argv))
-  table_path = common.table_path(args.out, TABLE)
   existing = common.claim_json(args.out, 'limited_data')
   machine = common.machine()
   judge = evaluate.load_judge(args.judge)
@@ -222,8 +221,6 @@ def main(argv=None):
         rows.append(run_one(args, judge, per_class, seed, arm))
         print(json.dumps({k: v for k, v in rows[-1].items() if k in (*COLUMNS, 'arm')}))
         common.write_json(args.out, common.with_rows(existing, 'limited_data', rows, row_key))
-  with open(table_path, 'w') as f:
-    f.write(markdown(rows, args, machine))
   plot(rows, os.path.splitext(args.out)[0] + '.png')
   print(markdown(rows, args, machine))
 
