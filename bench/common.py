@@ -168,6 +168,16 @@ def machine() -> dict:
   }
 
 
+def axes(figsize=(6, 4)):
+  """(figure, its one axes) on an Agg canvas: no display and no pyplot state."""
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+
+  fig = figure.Figure(figsize=figsize)
+  backend_agg.FigureCanvasAgg(fig)
+  return fig, fig.add_subplot()
+
+
 def mean_se(values) -> tuple[float, float]:
   """The mean of `values` and its standard error (nan for a single value)."""
   mean = statistics.fmean(values)

@@ -148,12 +148,7 @@ def markdown(rows, args, machine: dict) -> str:
 
 
 def plot(rows, path: str) -> None:
-  from matplotlib import figure  # pylint: disable=g-import-not-at-top
-  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
-
-  fig = figure.Figure(figsize=(6, 4))
-  backend_agg.FigureCanvasAgg(fig)
-  ax = fig.add_subplot()
+  fig, ax = common.axes()
   for arm in ARMS:
     ns = sorted({r['per_class'] for r in rows if r['arm'] == arm})
     if not ns:
