@@ -8,7 +8,8 @@ cost without the cond), ADA at --p, and DiffAugment's translation,cutout, timed 
 Each variant is the same GAN (configs/<--config>.py, its batch) and train state, one jitted
 step per lazy-penalty phase, timed over whole cycles of `loss.penalty_every` steps on the same
 real batch, so a penalised step is counted as often as training counts it. Prints the median
-steps per second over --repeats and each variant's cost over no augmentation; appends the run,
+steps per second over --repeats and each variant's cost over no augmentation (the median over
+repeats of its time per step against the same round's no-augmentation time); appends the run,
 with common.machine(), to --out's `runs`.
 """
 
@@ -109,15 +110,16 @@ def main(argv=None):
   batch = {'image': images[:b], 'label': labels[:b]}
   runs = {name: stepper(config, a, p, batch) for name, (a, p) in variants(args.p).items()}
   rates, errors = common.round_robin(runs, args.repeats, args.seconds, args.warmup)
-  base = statistics.median(rates['none'])
+  base = rates['none']
   result = {
     name: {
       'steps_per_sec': statistics.median(r),
       'repeats': r,
-      'cost_vs_none': base / statistics.median(r) - 1.0,
+      # Paired: each repeat against the same round's 'none', then the median of those.
+      'cost_vs_none': statistics.median(b / x - 1.0 for b, x in zip(base, r)),
     }
     for name, r in rates.items()
-    if r
+    if r and base
   }
   run = {**machine, 'config': args.config, 'batch': b, 'p': args.p, 'results': result}
   run['errors'] = errors

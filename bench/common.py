@@ -259,17 +259,20 @@ def round_robin(runs, repeats: int, seconds: float, warmup_s: float):
   """Rates of several timed things under the same load: ({name: [rate per repeat]}, errors).
 
   `runs` maps a name to run(n) -> (seconds, units), which does n calls and waits for them. Each
-  is calibrated with one call, warmed up for `warmup_s`, then run for about `seconds` per
-  repeat; the repeats go round-robin, the first runner rotating, so that load from other
-  processes hits them all alike. A runner that raises RuntimeError or OSError (a dead worker)
+  is called once (compilation), timed on one warm call, warmed up for `warmup_s` (which also
+  calibrates the count of calls in `seconds`), then run for about `seconds` per repeat; the
+  repeats go round-robin, the first runner rotating, so that load from other processes hits
+  them all alike. A runner that raises RuntimeError or OSError (a dead worker)
   is dropped, its message in errors[name].
   """
   counts, rates, errors = {}, {name: [] for name in runs}, {}
   for name, run in runs.items():
     try:
+      run(1)
       per_call = max(run(1)[0], 1e-4)
+      warm = max(1, int(warmup_s / per_call))
+      per_call = max(run(warm)[0] / warm, 1e-4)
       counts[name] = max(1, int(seconds / per_call))
-      run(max(1, int(warmup_s / per_call)))
     except (RuntimeError, OSError) as e:
       errors[name] = str(e)
   for r in range(repeats):
