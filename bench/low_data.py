@@ -11,17 +11,23 @@ Each arm trains --classifier_steps steps of the recipe (batch 128) and is tested
 real held-out digits. The GAN is --gan (mnist_fast, the default config) for --gan_steps with
 DiffAugment --gan_augment; each GAN setting and each mix has its own folder under
 --workroot/n<n>_seed<seed>/, so a rerun with other settings reuses the real arms and nothing
-else. Merges one JSON row per (n, seed, arm), with common.machine(), into --out's `rows` by
-(per_class, seed, arm): a rerun replaces its rows and keeps the others. Writes this run's rows
-as a markdown table of means with standard errors and the paired difference gen - aug, and a
-PNG of accuracy against n, beside --out.
+else. --gan_from reuses GANs trained elsewhere instead, one folder per (n, seed): a pattern
+with {per_class} and {seed}, e.g. bench/limited_data.py's ADA runs, whose
+config.data.per_class subsets are these (a run trained on other digits is refused before any
+work). Merges one JSON row per (n, seed, arm), with common.machine(), into --out's `rows` by
+(per_class, seed, arm): a rerun replaces its rows and keeps the others. Prints this run's rows
+as a markdown table of means with standard errors and the paired difference gen - aug, and
+writes a PNG of accuracy against n beside --out.
 
   python bench/low_data.py --per_class=5,10,50,100,400 --seeds=0,1,2 --out=docs/low_data.json
+  python bench/low_data.py --per_class=10,50 --seeds=0,1,2 --out=docs/low_data_ada.json \
+      --gan_from='runs/limited_data/n{per_class}_seed{seed}_ada'
   python bench/low_data.py --smoke --workroot=/tmp/low_data --out=/tmp/low_data.json
 """
 
 import argparse
 import datetime
+import json
 import math
 import os
 import re
@@ -29,6 +35,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import ml_collections  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bench import common  # pylint: disable=g-import-not-at-top
@@ -46,9 +53,9 @@ def row_key(row: dict) -> tuple:
 
 
 def subset(images, labels, per_class: int, seed: int):
-  """The first `per_class` digits of each class in a `seed`-shuffled order."""
-  order = np.random.default_rng(seed).permutation(len(labels))
-  keep = np.concatenate([order[labels[order] == c][:per_class] for c in range(10)])
+  """The first `per_class` digits of each class in a `seed`-shuffled order (what a config's
+  data.per_class and data.per_class_seed train on)."""
+  keep = data.per_class_indices(labels, per_class, seed)
   return images[keep], labels[keep]
 
 
@@ -92,10 +99,49 @@ def train_classifier(args, npz: str, seed: int, augmented: bool, workdir: str) -
   return accuracy
 
 
-def gan_name(args) -> str:
+def gan_name(args, per_class: int, seed: int) -> str:
   """The folder of one GAN setting, so that runs of another setting never mix with it."""
-  name = f'gan_{args.gan}_{args.gan_steps}_{args.gan_augment or "none"}'
+  if args.gan_from:
+    name = 'from_' + os.path.relpath(reused_workdir(args, per_class, seed))
+  else:
+    name = f'gan_{args.gan}_{args.gan_steps}_{args.gan_augment or "none"}'
   return re.sub(r'[^\w.,=-]+', '_', name)
+
+
+def reused_workdir(args, per_class: int, seed: int) -> str:
+  return args.gan_from.format(per_class=per_class, seed=seed)
+
+
+def reused_config(args, per_class: int, seed: int):
+  """The config of --gan_from's run for (per_class, seed); exits with a one-line error when it
+  is missing or was trained on other digits than this study's subset."""
+  workdir = reused_workdir(args, per_class, seed)
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    sys.exit(f'error: --gan_from: no GAN run in {workdir!r} (no config.json)')
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  trained_on = (config.data.source, config.data.get('per_class'), config.data.get('per_class_seed'))
+  if trained_on != ('embedded:mnist', per_class, seed) or not config.model.get('conditional'):
+    sys.exit(
+      f'error: --gan_from: {workdir!r} is not a class-conditional GAN of embedded:mnist with '
+      f'data.per_class={per_class}, data.per_class_seed={seed} (it has {trained_on})'
+    )
+  return config
+
+
+def gan_fields(args, per_class: int, seed: int) -> dict:
+  """What a real+aug+gen row records of its GAN."""
+  if not args.gan_from:
+    return dict(gan=args.gan, gan_steps=args.gan_steps, gan_augment=args.gan_augment)
+  config = reused_config(args, per_class, seed)
+  aug = config.augment
+  kind = f'ada target {aug.ada_target}' if aug.get('ada_target') else aug.policy or 'none'
+  return dict(
+    gan=reused_workdir(args, per_class, seed),
+    gan_steps=config.train.num_steps,
+    gan_augment=kind,
+  )
 
 
 def mix(images, labels, generated, share: float):
@@ -118,10 +164,15 @@ def run_one(args, per_class: int, seed: int) -> list[dict]:
   rows.append(dict(per_class=per_class, seed=seed, arm='real', accuracy=acc))
   acc = train_classifier(args, real_npz, seed, True, os.path.join(root, 'real_aug'))
   rows.append(dict(per_class=per_class, seed=seed, arm='real+aug', accuracy=acc))
-  gan_root = os.path.join(root, gan_name(args))
+  gan_root = os.path.join(root, gan_name(args, per_class, seed))
   gen_npz = os.path.join(gan_root, f'generated_{args.generated_per_class}.npz')
   if not os.path.isfile(gen_npz):  # Written whole or not at all: its presence means done.
-    experiment, step, state = train_gan(args, real_npz, seed, os.path.join(gan_root, 'gan'))
+    if args.gan_from:
+      config = reused_config(args, per_class, seed)
+      workdir = reused_workdir(args, per_class, seed)
+      experiment, step, state = experiment_lib.restore_for_inference(config, workdir)
+    else:
+      experiment, step, state = train_gan(args, real_npz, seed, os.path.join(gan_root, 'gan'))
     cas.write_generated(experiment, state, step, 10 * args.generated_per_class, seed, gen_npz)
   arm = f'real_aug_gen_{args.generated_per_class}_share{args.generated_share:g}'
   mixed_npz = save(
@@ -135,9 +186,7 @@ def run_one(args, per_class: int, seed: int) -> list[dict]:
       seed=seed,
       arm='real+aug+gen',
       accuracy=acc,
-      gan=args.gan,
-      gan_steps=args.gan_steps,
-      gan_augment=args.gan_augment,
+      **gan_fields(args, per_class, seed),
       generated_per_class=args.generated_per_class,
       generated_share=args.generated_share,
     )
@@ -146,12 +195,16 @@ def run_one(args, per_class: int, seed: int) -> list[dict]:
 
 
 def markdown(rows, args, cpu: str, minutes: float) -> str:
+  gan = (
+    f'GANs of {args.gan_from}'
+    if args.gan_from
+    else f'GAN {args.gan} ({args.gan_steps} steps, DiffAugment {args.gan_augment!r})'
+  )
   lines = [
-    f'CPU: {cpu}; {datetime.date.today()}; {minutes:.0f} minutes in all; GAN {args.gan} '
-    f'({args.gan_steps} steps, DiffAugment {args.gan_augment!r}); classifier {args.recipe}, '
-    f'{args.classifier_steps} steps; augmentation shift {args.max_shift} px, rotation '
-    f'{args.max_degrees} deg; {args.generated_per_class} generated digits per class, '
-    f'{args.generated_share:g} of the mixed set; seeds {args.seeds}.',
+    f'CPU: {cpu}; {datetime.date.today()}; {minutes:.0f} minutes in all; {gan}; '
+    f'classifier {args.recipe}, {args.classifier_steps} steps; augmentation shift '
+    f'{args.max_shift} px, rotation {args.max_degrees} deg; {args.generated_per_class} '
+    f'generated digits per class, {args.generated_share:g} of the mixed set; seeds {args.seeds}.',
     '',
     '| real per class | real | real+aug | real+aug+gen | gen - aug (paired) |',
     '|---|---|---|---|---|',
@@ -210,6 +263,9 @@ def main(argv=None):
   parser.add_argument('--generated_share', type=float, default=0.25)
   parser.add_argument('--max_shift', type=float, default=2.0)
   parser.add_argument('--max_degrees', type=float, default=10.0)
+  parser.add_argument(
+    '--gan_from', default='', help="GAN runs to reuse: 'dir/n{per_class}_seed{seed}'"
+  )
   parser.add_argument('--workroot', default='runs/low_data')
   parser.add_argument('--out', default='docs/low_data.json')
   parser.add_argument('--smoke', action='store_true', help='smoke configs, n=5, one seed')
@@ -220,21 +276,23 @@ def main(argv=None):
     args.per_class, args.seeds, args.generated_per_class = '5', '0', 10
     args.gan_steps = args.classifier_steps = 6  # What the smoke configs train.
     args.recipe = 'configs/mnist_classifier.py:smoke'
-  table_file = common.table_path(args.out)
+  seeds = [int(s) for s in args.seeds.split(',')]
+  counts = [int(v) for v in args.per_class.split(',')]
+  if args.gan_from:
+    for seed in seeds:
+      for n in counts:
+        reused_config(args, n, seed)  # Every GAN checked before any work.
   existing = common.claim_json(args.out, 'low_data')
   machine = common.machine()
   start = datetime.datetime.now()
   rows = []
-  for seed in [int(s) for s in args.seeds.split(',')]:
-    for n in [int(v) for v in args.per_class.split(',')]:
+  for seed in seeds:
+    for n in counts:
       rows.extend({**row, **machine} for row in run_one(args, n, seed))
       common.write_json(args.out, common.with_rows(existing, 'low_data', rows, row_key))
   minutes = (datetime.datetime.now() - start).total_seconds() / 60
-  table = markdown(rows, args, machine['cpu'], minutes)
-  with open(table_file, 'w') as f:
-    f.write(table)
   plot(rows, os.path.splitext(args.out)[0] + '.png')
-  print(table)
+  print(markdown(rows, args, machine['cpu'], minutes))
 
 
 if __name__ == '__main__':

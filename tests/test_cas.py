@@ -3,6 +3,7 @@ the npz data source it trains the classifier from."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -130,7 +131,7 @@ def test_npz_source_reads_samples_and_refuses_bad_files(tmp_path):
     data.load(f'npz:{tmp_path / "missing.npz"}', 'train')
 
 
-def test_low_data_study_smoke(tmp_path):
+def test_low_data_study_smoke(tmp_path, capsys):
   from bench import low_data
 
   out = str(tmp_path / 'low_data.json')
@@ -146,8 +147,35 @@ def test_low_data_study_smoke(tmp_path):
     real = np.load(str(tmp_path / 'runs' / 'n5_seed0' / 'real.npz'))['images']
     np.testing.assert_array_equal(f['images'][:300], np.tile(real, (6, 1, 1, 1)))
   assert rows[-1]['generated_share'] == 0.25
-  assert '| 5 |' in (tmp_path / 'low_data.md').read_text()
+  assert '| 5 |' in capsys.readouterr().out and not (tmp_path / 'low_data.md').exists()
   assert (tmp_path / 'low_data.png').stat().st_size > 0
+
+  # --gan_from: the GAN trained above, its config saying it trained on data.per_class=5 of
+  # seed 0 (the same 50 digits the npz held), reused instead of trained.
+  gan = next((tmp_path / 'runs' / 'n5_seed0').glob('gan_*/gan'))
+  reuse = tmp_path / 'reuse' / 'n5_seed0_ada'
+  shutil.copytree(gan, reuse)
+  config = json.loads((reuse / 'config.json').read_text())
+  config['data'].update(source='embedded:mnist', per_class=5, per_class_seed=0)
+  config['augment'].update(ada_target=0.6, policy='')
+  (reuse / 'config.json').write_text(json.dumps(config))
+  pattern = str(tmp_path / 'reuse' / 'n{per_class}_seed{seed}_ada')
+  out = str(tmp_path / 'reused.json')
+  args = ['--smoke', f'--workroot={tmp_path / "runs"}', f'--out={out}', f'--gan_from={pattern}']
+  low_data.main(args)
+  with open(out) as f:
+    row = json.load(f)['rows'][-1]
+  assert row['gan'] == str(reuse) and row['gan_augment'] == 'ada target 0.6'
+  assert list((tmp_path / 'runs' / 'n5_seed0').glob('from_*/generated_10.npz'))
+  # A run trained on other digits is refused before any work.
+  config['data']['per_class_seed'] = 1
+  (reuse / 'config.json').write_text(json.dumps(config))
+  os.remove(out)
+  with pytest.raises(SystemExit, match='data.per_class=5, data.per_class_seed=0'):
+    low_data.main(args)
+  assert not os.path.exists(out)
+  with pytest.raises(SystemExit, match='no GAN run in'):
+    low_data.main([*args[:-1], f'--gan_from={tmp_path}/missing_n{{per_class}}'])
 
 
 @pytest.mark.parametrize('share', ['0', '1', '-0.5', '1.5'])
