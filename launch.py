@@ -29,8 +29,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and sam
 _MODE = flags.DEFINE_enum(
   'mode',
   'train',
-  ['train', 'sample', 'eval', 'cas', 'config'],
-  'What to do (cas: gan_jax/cas.py; config: print the resolved, checked config and exit).',
+  ['train', 'sample', 'eval', 'cas', 'project', 'config'],
+  'What to do (cas: gan_jax/cas.py; project: gan_jax/projection.py; config: print the '
+  'resolved, checked config and exit).',
 )
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 64, '--mode=sample: how many images.')
 _SAMPLE_SEED = flags.DEFINE_integer('sample_seed', 0, '--mode=sample: noise seed.')
@@ -48,6 +49,16 @@ _PROMPT = flags.DEFINE_string(
   'prompt', '', "--mode=sample: a sentence, e.g. 'a thick seven leaning right' (text models)."
 )
 _PROMPTS_FILE = flags.DEFINE_string('prompts_file', '', '--mode=sample: one sentence per line.')
+_IMAGES = flags.DEFINE_string(
+  'images', '', '--mode=project: an image, a folder of images or an .npz of uint8 images.'
+)
+_PROJECTED = flags.DEFINE_string(
+  'projected', '', '--mode=sample: a projected.npz (--mode=project) to regenerate and --edit.'
+)
+_EDIT = flags.DEFINE_string(
+  'edit', '', "--mode=sample with --projected: e.g. 'thickness=+1sd', 'slant=0.3', 'digit=3'."
+)
+_EDITS_FILE = flags.DEFINE_string('edits_file', '', '--mode=sample: one --edit per line.')
 _SEEDS = flags.DEFINE_string(
   'seeds',
   '',
@@ -145,6 +156,10 @@ REQUEST_FLAGS = {
   'prompt': "a sentence such as 'a thick seven'",
   'prompts_file': 'a file of sentences',
   'seeds': "seeds such as '0-63'",
+  'images': 'an image, a folder or an .npz of images',
+  'projected': 'a projected.npz',
+  'edit': "an edit such as 'thickness=+1sd'",
+  'edits_file': 'a file of edits',
 }
 
 
@@ -182,7 +197,11 @@ def main(argv):
         _LIKE.value,
         _PROMPT.value,
         _PROMPTS_FILE.value,
+        _PROJECTED.value,
+        _EDIT.value,
+        _EDITS_FILE.value,
       ),
+      images=_IMAGES.value,
       seeds=_SEEDS.value,
       coordinator_address=_COORDINATOR.value,
       num_processes=_NUM_PROCESSES.value,

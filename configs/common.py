@@ -70,6 +70,22 @@ def gan_config() -> ml_collections.ConfigDict:
   config.augment.ada_p = 0.0
   config.augment.ada_ramp_steps = 0
 
+  # --mode=project (gan_jax/projection.py): the noise that reproduces a real image. Its
+  # classifier gives the perceptual loss and reads labels ('' = eval.classifier_workdir; none
+  # at all: pixels only). Each image scores `candidates` random z, descends from the best
+  # `restarts` for `steps` Adam steps and keeps the best.
+  config.project = ml_collections.ConfigDict()
+  config.project.classifier_workdir = ''
+  config.project.steps = 150
+  config.project.restarts = 4
+  config.project.candidates = 64
+  config.project.learning_rate = 0.05
+  config.project.pixel_weight = 1.0
+  config.project.perceptual_weight = 1.0
+  config.project.prior_weight = 0.01
+  config.project.batch_size = 50
+  config.project.seed = 0
+
   config.optim = ml_collections.ConfigDict()
   config.optim.g = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))
   config.optim.d = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))

@@ -28,6 +28,9 @@ def get_config(variant: str | None = None):
   config.eval.sweep_labels = (1, 4, 7)
   # Requested vs measured thickness and slant over 2,000 samples (gan_jax/control.py).
   config.evals.control = dict(type='control', every=0, num_samples=2000)
+  # Projection and edits of the 1,000 held-out digits (gan_jax/counterfactual.py; needs
+  # eval.classifier_workdir and eval.rank_classifier_workdir): --mode=eval only.
+  config.evals.counterfactual = dict(type='counterfactual', every=-1, num_samples=0)
   return common.select_variant(
     config,
     'mnist_attributes',
@@ -35,4 +38,5 @@ def get_config(variant: str | None = None):
     eval__num_grid_samples=20,
     eval__sweep_labels=(7,),
     evals__control__num_samples=200,
+    evals__counterfactual__num_samples=20,
   )

@@ -45,11 +45,13 @@ def parse(table, text: str, where: str = '--condition') -> dict[str, float]:
       raise UserError(f'{where}: {clip(key)}={quote(value)} is not a number') from None
     if not math.isfinite(number):
       raise UserError(f'{where}: {clip(key)}={clip(value)} is not a finite number')
-    request[name] = _checked(table, name, key, number, where)
+    request[name] = checked(table, name, key, number, where)
   return request
 
 
-def _checked(table, name: str, key: str, number: float, where: str) -> float:
+def checked(table, name: str, key: str, number: float, where: str) -> float:
+  """`number` as the value of part `name`, or a one-line UserError: a class of the data, or an
+  attribute at most MAX_DEVIATIONS_OUTSIDE training deviations outside the training range."""
   if name == conditions.LABEL:
     if number != int(number) or not 0 <= number < table.num_classes:
       raise UserError(

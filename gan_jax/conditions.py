@@ -187,6 +187,12 @@ class Table:
         raw[:, self.column(name)] = values
     return {**self._condition(labels, self.standardize(raw)), **plugins}
 
+  def condition_of_values(self, labels, raw: np.ndarray | None) -> dict:
+    """The condition of given labels and raw vector columns (natural units, as raw_vector)."""
+    labels = None if labels is None or not self.has_label else np.asarray(labels, np.int32)
+    vector = None if raw is None or not self.vector_parts else self.standardize(raw)
+    return self._condition(labels, vector)
+
   def _condition(self, labels, vector) -> dict:
     """The condition dict (gan_jax/conditioning/) of labels and the standardised vector."""
     condition = {} if labels is None else {LABEL: labels}

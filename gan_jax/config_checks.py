@@ -199,7 +199,7 @@ def check_evals(config, registry: Mapping | None = None) -> None:
     options = getattr(registry.get(spec.type), 'options', {}) if registry is not None else {}
     allowed = (*EVAL_SPEC_FIELDS, *options)
     unknown = sorted(set(spec.keys()) - set(allowed))
-    if unknown:
+    if unknown and registry is not None:  # Without one, an option cannot be told from a typo.
       raise UserError(
         f'{where}: unknown field(s) {", ".join(unknown)}; allowed: {", ".join(allowed)}'
       )
@@ -395,6 +395,23 @@ def _check_optim(config) -> None:
     _number(group, where, 'b2', 0, 1, high_open=True)
 
 
+def _check_project(config) -> None:
+  """--mode=project's settings (gan_jax/projection.py)."""
+  project = config.get('project')
+  if project is None:
+    return
+  where = 'config.project'
+  _string(project, where, 'classifier_workdir')
+  for name in ('steps', 'restarts', 'candidates', 'batch_size'):
+    _integer(project, where, name, 1)
+  if project.get('restarts', 1) > project.get('candidates', 1):
+    raise UserError('config.project.restarts must be at most config.project.candidates')
+  _number(project, where, 'learning_rate', 0, None, low_open=True)
+  for name in ('pixel_weight', 'perceptual_weight', 'prior_weight'):
+    _number(project, where, name, 0, None)
+  _integer(project, where, 'seed', 0)
+
+
 def _check_augment(config) -> None:
   """The DiffAugment policy names; ADA's settings; a classifier's shift and rotation ranges;
   then the augmentation the section selects (one at a time, with a loss it can read)."""
@@ -465,6 +482,7 @@ def check(config, evaluators: Mapping | None = None) -> None:
   _check_schedule(config)
   _check_optim(config)
   _check_augment(config)
+  _check_project(config)
   _check_text(config)
   _check_finite(config, 'config')
 

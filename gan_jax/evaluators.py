@@ -23,12 +23,14 @@ from gan_jax import classifier as classifier_lib
 from gan_jax import conditions
 from gan_jax import config_checks
 from gan_jax import control
+from gan_jax import counterfactual
 from gan_jax import data
 from gan_jax import evaluate
 from gan_jax import experiment as experiment_lib
 from gan_jax import fid
 from gan_jax import generation
 from gan_jax import morpho
+from gan_jax import projection
 from gan_jax import sharding
 from gan_jax import writers
 from gan_jax.errors import UserError
@@ -436,6 +438,57 @@ class TextObedience(Evaluator):
         f'slant {r[f"text_slant_accuracy_{group}"]:.3f}'
       )
     return r
+
+
+@register('counterfactual')
+class Counterfactual(Evaluator):
+  """Counterfactuals of held-out digits (gan_jax/counterfactual.py): projected with the
+  classifier of `classifier_workdir` (config.project's settings), edited, and measured with
+  the second classifier of `rank_classifier_workdir`; the same edits of fresh noise are the
+  baseline (`counterfactual_baseline_*`). `num_samples` held-out digits (0: 1,000), the first
+  `round_trips` of them projected again for reversibility. Models conditioned on the label
+  and at least one attribute; --mode=eval only (it projects every digit)."""
+
+  headline = ('counterfactual_rank_median', 'counterfactual_null_l1')
+  options = {
+    'classifier_workdir': 'eval.classifier_workdir',
+    'rank_classifier_workdir': 'eval.rank_classifier_workdir',
+    'round_trips': 200,
+  }
+
+  def __init__(self, config, experiment, num_samples: int, spec=None):
+    super().__init__(config, experiment, num_samples or 1000, spec)
+    self.table = experiment.conditions
+    self.ranker = evaluate.load_judge(self.own('rank_classifier_workdir'))
+    model, params, _ = experiment_lib.load_classifier(self.own('classifier_workdir'))
+    self.clf = (model, params)
+    source = data.load(config.data.source, config.eval.floor_split, config.data)
+    images, labels = data.all_images(source)
+    self.images, self.labels = images[: self.num_samples], labels[: self.num_samples]
+    self.condition = self.table.condition_of_images(self.images, self.labels)
+    self.settings = projection.Settings.from_config(config)
+
+  @classmethod
+  def configured(cls, config, spec=None) -> bool:
+    parts = conditions.names(config.model)
+    judged = all(
+      cls.option(config, spec, k) for k in ('classifier_workdir', 'rank_classifier_workdir')
+    )
+    return judged and conditions.LABEL in parts and bool(conditions.attribute_names(parts))
+
+  def run(self, state, step: int) -> dict:
+    del step
+    result, _ = counterfactual.evaluate(
+      self.experiment,
+      state,
+      self.clf,
+      self.settings,
+      (self.images, self.labels, self.condition),
+      self.ranker,
+      int(self.own('round_trips')),
+      self.config.eval.sample_seed,
+    )
+    return {f'counterfactual_{k}': v for k, v in result.items()}
 
 
 @register('test_accuracy')

@@ -6,6 +6,7 @@ from gan_jax import cas
 from gan_jax import config_checks
 from gan_jax import evaluators
 from gan_jax import hardware as hardware_lib
+from gan_jax import projection
 from gan_jax import sample
 from gan_jax import sharding
 from gan_jax import train
@@ -21,21 +22,25 @@ def run(
   num_samples: int = 64,
   sample_seed: int = 0,
   truncation: float = 0.0,
-  request: tuple[str, ...] = ('', '', '', '', ''),
+  request: tuple[str, ...] = (),
   seeds: str = '',
+  images: str = '',
   coordinator_address=None,
   num_processes=None,
   process_id=None,
 ):
-  """Runs `mode` ('train', 'sample', 'eval', 'cas' or 'config') of the experiment `config` in
-  `workdir`, on the `hardware` settings (gan_jax/hardware.py; None: its defaults). `request`
-  is --mode=sample's (condition, conditions_file, like, prompt, prompts_file); `seeds` its
-  --seeds ('0-63,99': one image per seed, in place of num_samples and sample_seed)."""
+  """Runs `mode` ('train', 'sample', 'eval', 'cas', 'project' or 'config') of the experiment
+  `config` in `workdir`, on the `hardware` settings (gan_jax/hardware.py; None: its
+  defaults). `request` is --mode=sample's (condition, conditions_file, like, prompt,
+  prompts_file, projected, edit, edits_file), as sample.Request's fields; `seeds` its
+  --seeds ('0-63,99': one image per seed, in place of num_samples and sample_seed); `images`
+  --mode=project's."""
   if mode != 'sample' and (any(request) or seeds):
-    raise UserError(
-      '--condition, --conditions_file, --like, --prompt, --prompts_file and --seeds are for '
-      '--mode=sample'
-    )
+    given = [f'--{f}' for f, v in zip(sample.Request.fields(), request) if v]
+    given += ['--seeds'] if seeds else []
+    raise UserError(f'{", ".join(given)}: for --mode=sample only')
+  if mode != 'project' and images:
+    raise UserError('--images is for --mode=project (--like draws new images like given ones)')
   seed_list = sample.parse_seeds(seeds) if seeds else None
   hardware = hardware or hardware_lib.default_config()
   config_checks.check_hardware(hardware)
@@ -57,12 +62,17 @@ def run(
       seeds=seed_list,
     )
     if jax.process_index() == 0:  # Only process 0 writes the files, and says so.
-      per = ' per request' if any(request) else ''
-      count = num_samples if seed_list is None else len(seed_list)
-      print(f'wrote {count} samples{per} to {out_dir}')
+      if sample.Request(*request).projected:
+        print(f'wrote the projected images, remade and edited, to {out_dir}')
+      else:
+        per = ' per request' if any(request) else ''
+        count = num_samples if seed_list is None else len(seed_list)
+        print(f'wrote {count} samples{per} to {out_dir}')
     return out_dir
   if mode == 'eval':
     return evaluators.run_eval(config, workdir, hardware=hardware)
+  if mode == 'project':
+    return projection.project(config, workdir, images, hardware=hardware)
   if mode == 'cas':
     return cas.run_cas(config, workdir, train.train_and_evaluate, hardware=hardware)
   raise ValueError(f'unknown mode {mode!r}')

@@ -12,6 +12,7 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from gan_jax import edits
 from gan_jax import experiment as experiment_lib
 from gan_jax import generation
 from gan_jax import pictures
@@ -22,7 +23,8 @@ from gan_jax.errors import quote
 from gan_jax.sample_requests import Plan
 from gan_jax.sample_requests import Request
 
-GRID_COLUMNS = 16  # Images per request shown in grid.png.
+GRID_COLUMNS = 16  # Images per request shown in grid.png,
+GRID_ROWS = 64  # and requests.
 SEED_BATCH = 64  # --seeds: every image made in batches of this shape, padded.
 MAX_SEEDS = 1_000_000
 
@@ -97,8 +99,13 @@ def write_samples(
   if truncation < 0:
     raise UserError(f'--truncation must be >= 0 (0 = off), got {truncation}')
   sample_requests.check(config, request)
+  if request.projected and seeds is not None:
+    raise UserError('--projected makes each projected image again: --seeds does not apply')
   experiment, step, state = experiment_lib.restore_for_inference(config, workdir, hardware=hardware)
-  todo = sample_requests.plan(config, experiment, num_samples, seed, request, seeds)
+  if request.projected:
+    todo = edits.plan(config, experiment, step, request)
+  else:
+    todo = sample_requests.plan(config, experiment, num_samples, seed, request, seeds)
   out_dir = _output_dir(workdir, step, seed, num_samples, truncation, seeds, todo, request)
   images, names, arrays = _generate(experiment.gan, state, todo, seed, truncation, seeds)
   if jax.process_index() == 0:
@@ -121,6 +128,8 @@ def _output_dir(workdir, step, seed, num_samples, truncation, seeds, todo, reque
   name += f'_trunc{truncation:g}' if truncation > 0 else ''
   if todo.key:
     name += f'_{request.given[0][2:]}_{todo.key}'
+  if request.projected:  # Neither the noise seed nor the count applies.
+    name = f'step_{step:06d}_projected_{todo.key}'
   out_dir = os.path.join(os.path.abspath(workdir), 'generated', name)
   if os.path.exists(out_dir):
     raise UserError(f'{out_dir!r} already exists; choose another --sample_seed or --num_samples')
@@ -134,7 +143,11 @@ def _generate(gan, state, todo: Plan, seed: int, truncation: float, seeds):
   total = todo.per_request * max(todo.rows, 1)
   z_rng = jax.random.split(jax.random.key(seed))[0]
   meter = progress.Meter(total, 'sample: generating', 'images', enabled=jax.process_index() == 0)
-  if seeds is None:
+  if todo.z is not None:  # --projected: the noise projection found.
+    images = generation.ema_images(gan, state, todo.z, todo.condition, meter=meter)
+    names = [f'r{r:03d}_e{e:02d}' for r in range(todo.rows) for e in range(todo.per_request)]
+    arrays = {}
+  elif seeds is None:
     z = generation.truncated_normal(z_rng, (total, gan.latent_dim), truncation)
     images = generation.ema_images(gan, state, z, todo.condition, meter=meter)
     names = [f'{i:06d}' for i in range(total)]
@@ -171,12 +184,12 @@ def _write(out_dir: str, names, arrays: dict, grid, strip) -> None:
 def _grid(gan, todo: Plan, images, seeds) -> np.ndarray:
   if seeds is not None and not todo.rows:
     return pictures.grid(images[:256])
-  if todo.rows:  # One row per request (a --like row starts with its real image).
-    shown = min(todo.per_request, GRID_COLUMNS)
-    rows = images.reshape(todo.rows, todo.per_request, *images.shape[1:])[:, :shown]
+  if todo.rows:  # One row per request, the first GRID_ROWS (--like, --projected: real first).
+    shown, count = min(todo.per_request, GRID_COLUMNS), min(todo.rows, GRID_ROWS)
+    rows = images.reshape(todo.rows, todo.per_request, *images.shape[1:])[:count, :shown]
     if todo.real is not None:
-      rows = np.concatenate([todo.real[:, None], rows], axis=1)
-    return pictures.grid(rows.reshape(-1, *images.shape[1:]), rows=todo.rows)
+      rows = np.concatenate([todo.real[:count, None], rows], axis=1)
+    return pictures.grid(rows.reshape(-1, *images.shape[1:]), rows=count)
   labels = todo.arrays.get('labels')
   if labels is not None:
     classes = gan.num_classes or int(labels.max()) + 1  # The classes a condition names.

@@ -34,6 +34,13 @@ class Request:
   like: str = ''
   prompt: str = ''
   prompts_file: str = ''
+  projected: str = ''  # A projected.npz (gan_jax/edits.py), with the next two.
+  edit: str = ''
+  edits_file: str = ''
+
+  @classmethod
+  def fields(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
 
   @property
   def sentences(self) -> bool:
@@ -41,7 +48,9 @@ class Request:
 
   @property
   def given(self) -> list[str]:
-    return [f'--{k}' for k, v in dataclasses.asdict(self).items() if v]
+    """The request flags given (--edit and --edits_file go with --projected)."""
+    edits = ('edit', 'edits_file') if self.projected else ()
+    return [f'--{k}' for k, v in dataclasses.asdict(self).items() if v and k not in edits]
 
 
 def check(config, request: Request) -> None:
@@ -49,12 +58,18 @@ def check(config, request: Request) -> None:
   not conditioned on text, any request for an unconditional model."""
   if len(request.given) > 1:
     raise UserError(f'give one of {", ".join(request.given)}, not several')
+  if (request.edit or request.edits_file) and not request.projected:
+    raise UserError('--edit and --edits_file edit projected images: give --projected too')
+  if request.edit and request.edits_file:
+    raise UserError('give --edit or --edits_file, not both')
+  if request.projected and conditions_lib.TEXT in conditions_lib.names(config.model):
+    raise UserError('--projected: text-conditioned models cannot be projected')
   if request.sentences and conditions_lib.TEXT not in conditions_lib.names(config.model):
     raise UserError(
       f'{request.given[0]}: this model is not text-conditioned (config.model.condition has no '
       "'text'; see configs/mnist_text.py)"
     )
-  if request.given and not conditions_lib.names(config.model):
+  if request.given and not request.projected and not conditions_lib.names(config.model):
     raise UserError(f'{request.given[0]}: this model is unconditional (config.model.condition)')
 
 
@@ -67,7 +82,8 @@ class Plan:
   rows: int  # Requests (grid rows); 0 = no request.
   arrays: dict  # Extra per-image arrays for samples.npz.
   key: str  # A short hash of the request ('' = none).
-  real: np.ndarray | None = None  # --like images: the first column of the grid.
+  real: np.ndarray | None = None  # --like / --projected images: the first column of the grid.
+  z: np.ndarray | None = None  # Each image's noise, when the plan fixes it (--projected).
 
 
 def digest(*parts) -> str:
@@ -87,7 +103,7 @@ def _request_table(experiment) -> conditions_lib.Table:
   raise UserError('this model is unconditional (config.model.condition)')
 
 
-def _lines(flag: str, path: str) -> list[tuple[int, str]]:
+def lines(flag: str, path: str) -> list[tuple[int, str]]:
   """(line number, text) of a request file's non-blank lines, '#' comments removed; a file
   that is not UTF-8 text is a one-line error."""
   if not os.path.isfile(path):
@@ -100,17 +116,17 @@ def _lines(flag: str, path: str) -> list[tuple[int, str]]:
     raise UserError(f'{flag}: {path!r} is not a UTF-8 text file (byte {e.start})') from None
   if '\x00' in text:
     raise UserError(f'{flag}: {path!r} is not a text file (it holds NUL bytes)')
-  lines = [(n, line.split('#', 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1)]
-  lines = [(n, text) for n, text in lines if text]
-  if not lines:
+  numbered = [(n, line.split('#', 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1)]
+  numbered = [(n, text) for n, text in numbered if text]
+  if not numbered:
     raise UserError(f'{flag}: {path!r} holds no requests')
-  return lines
+  return numbered
 
 
 def read_conditions_file(table, path: str) -> list[dict]:
   return [
     condition_requests.parse(table, text, f'--conditions_file {path}, line {n}')
-    for n, text in _lines('--conditions_file', path)
+    for n, text in lines('--conditions_file', path)
   ]
 
 
@@ -121,9 +137,9 @@ def _sentence_plan(experiment, request: Request, num_samples: int) -> Plan:
   if request.prompt:
     sentences, wheres = [request.prompt], ['--prompt']
   else:
-    lines = _lines('--prompts_file', request.prompts_file)
-    sentences = [text for _, text in lines]
-    wheres = [f'--prompts_file {request.prompts_file}, line {n}' for n, _ in lines]
+    numbered = lines('--prompts_file', request.prompts_file)
+    sentences = [text for _, text in numbered]
+    wheres = [f'--prompts_file {request.prompts_file}, line {n}' for n, _ in numbered]
   condition, named = table.text.prompt_condition(sentences, num_samples, wheres)
   per_image = lambda values: np.repeat(values, num_samples)
   arrays = {
@@ -174,7 +190,7 @@ def plan(config, experiment, num_samples: int, seed: int, request: Request, seed
     if experiment.conditions is None:
       return Plan(labels, num_samples, 0, {} if labels is None else {'labels': labels}, '')
     condition = experiment.conditions_for(num_samples, labels, seed, seeds)
-    arrays = _condition_arrays(experiment.conditions, condition)
+    arrays = condition_arrays(experiment.conditions, condition)
     if experiment.has_text:  # Each image takes a training caption of its digit.
       vocabulary = experiment.conditions.text.vocabulary
       arrays['labels'] = labels
@@ -187,7 +203,7 @@ def plan(config, experiment, num_samples: int, seed: int, request: Request, seed
   if request.like:
     features, real = _like_features(config, experiment, request.like)
     condition = table.feature_condition(features, num_samples)
-    arrays = _condition_arrays(table, condition)
+    arrays = condition_arrays(table, condition)
     arrays['like_index'] = np.repeat(np.arange(len(features)), num_samples)
     key = digest(features.tobytes())
     return Plan(condition, num_samples, len(features), arrays, key, real)
@@ -198,11 +214,11 @@ def plan(config, experiment, num_samples: int, seed: int, request: Request, seed
   condition = table.requests_condition(requests, num_samples, seed, seeds)
   arrays = {'request_index': np.repeat(np.arange(len(requests)), num_samples)}
   asked = sorted({k for r in requests for k in r} - {conditions_lib.LABEL})
-  arrays.update(_condition_arrays(table, condition, asked))
+  arrays.update(condition_arrays(table, condition, asked))
   return Plan(condition, num_samples, len(requests), arrays, digest(requests))
 
 
-def _condition_arrays(table, condition, attributes=None) -> dict:
+def condition_arrays(table, condition, attributes=None) -> dict:
   """samples.npz's per-image record of a condition: labels, and each attribute in natural
   units (every conditioned attribute unless `attributes` names some)."""
   labels, vector = condition.get(conditions_lib.LABEL), table.vector_of(condition)

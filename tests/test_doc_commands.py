@@ -44,6 +44,7 @@ PLACEHOLDERS = (
   'my_real_images/',
   'my_prompts.txt',
   'my_requests.txt',
+  'my_edits.txt',
   'pt_inception-2015-12-05-6726825d.pth',
   'FILE',
 )
@@ -254,6 +255,7 @@ def _sample_folder(config, values) -> str:
   """Where a plain `--mode=sample` of a fixed-step run writes ('' where the name depends on
   more than the flags say: a time budget, a request, seeds)."""
   requests = ('condition', 'conditions_file', 'like', 'prompt', 'prompts_file', 'seeds')
+  requests += ('projected',)
   if config.train.get('time_budget_s', 0) or any(values[n] for n in requests):
     return ''
   name = f'step_{config.train.num_steps:06d}_seed_{values["sample_seed"]}_n{values["num_samples"]}'
@@ -304,7 +306,7 @@ def check_launch(argv: list[str], page: Page, where: Command):
     pytest.fail(f'{where}\n  error: {e}')
   if mode in ('sample', 'eval', 'cas'):
     page.need(workdir, f'the --mode={mode} workdir', where)
-  for name in ('like', 'conditions_file', 'prompts_file'):
+  for name in ('like', 'conditions_file', 'prompts_file', 'images', 'projected', 'edits_file'):
     if values[name]:
       page.need(values[name], f'--{name}', where)
   if mode != 'config':
@@ -314,6 +316,8 @@ def check_launch(argv: list[str], page: Page, where: Command):
     page.make(workdir)
   elif mode == 'sample':
     page.make(os.path.join(workdir, 'generated', _sample_folder(config, values)))
+  elif mode == 'project':  # Its folder is named by a hash it prints: anything under projected/.
+    page.make(os.path.join(workdir, 'projected'))
 
 
 def check_module(argv: list[str], page: Page, where: Command):

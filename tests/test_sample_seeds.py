@@ -136,7 +136,7 @@ def test_bad_seeds_write_nothing_and_are_refused_outside_sampling(run, tmp_path)
   before = generated(workdir)
   with pytest.raises(UserError, match='not a seed'):
     main.run(config, workdir, 'sample', seeds='1-x')
-  with pytest.raises(UserError, match='--seeds are for --mode=sample'):
+  with pytest.raises(UserError, match='--seeds: for --mode=sample only'):
     main.run(config, str(tmp_path), 'eval', seeds='1')
   assert generated(workdir) == before and not os.listdir(tmp_path)
 
