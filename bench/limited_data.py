@@ -188,11 +188,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def checked(p: argparse.ArgumentParser, args):
-  """`args` with its lists parsed; a bad one is argparse's one-line error (exit 2)."""
+  """`args` with its lists parsed (`counts`, `seed_list`, `leak_per_class`); a bad one is
+  argparse's one-line error (exit 2)."""
   try:
     args.leak_per_class = [int(n) for n in args.leak_per_class.split(',') if n]
-    counts = [int(n) for n in args.per_class.split(',')]
-    [int(s) for s in args.seeds.split(',')]  # pylint: disable=expression-not-assigned
+    args.counts = counts = [int(n) for n in args.per_class.split(',')]
+    args.seed_list = [int(s) for s in args.seeds.split(',')]
   except ValueError as e:
     p.error(f'--per_class, --seeds and --leak_per_class take integers ({e})')
   unknown = set(args.arms.split(',')) - set(ARMS)
@@ -210,8 +211,8 @@ def main(argv=None):
   machine = common.machine()
   judge = evaluate.load_judge(args.judge)
   rows = []
-  for per_class in (int(n) for n in args.per_class.split(',')):
-    for seed in (int(s) for s in args.seeds.split(',')):
+  for per_class in args.counts:
+    for seed in args.seed_list:
       for arm in args.arms.split(','):
         rows.append(run_one(args, judge, per_class, seed, arm))
         print(json.dumps({k: v for k, v in rows[-1].items() if k in (*COLUMNS, 'arm')}))

@@ -47,7 +47,7 @@ class ADA(base.Augmentation):
   @classmethod
   def from_config(cls, config):
     aug = config.get('augment') or {}
-    target, p = aug.get('ada_target', 0.0), aug.get('ada_p', 0.0)
+    target, p = aug.get('ada_target', cls.target), aug.get('ada_p', cls.p)
     if not target and not p:
       return None
     boundary = losses.get(config.loss.name).boundary
@@ -61,13 +61,14 @@ class ADA(base.Augmentation):
       ops = ada_ops.parse_ops(aug.get('ada_ops', ada_ops.DEFAULT_OPS))
     except ValueError as e:
       raise UserError(f'config.augment.ada_ops: {e}') from None
+    default = {f.name: f.default for f in dataclasses.fields(cls)}
     return cls(
       ops=ops,
       target=float(target),
-      kimg=float(aug.get('ada_kimg', 20.0)),
-      interval=int(aug.get('ada_interval', 4)),
+      kimg=float(aug.get('ada_kimg', default['kimg'])),
+      interval=int(aug.get('ada_interval', default['interval'])),
       p=float(p),
-      ramp_steps=int(aug.get('ada_ramp_steps', 0)),
+      ramp_steps=int(aug.get('ada_ramp_steps', default['ramp_steps'])),
       boundary=float(boundary or 0.0),
     )
 
