@@ -76,9 +76,9 @@ def gan_config() -> ml_collections.ConfigDict:
   # `restarts` for `steps` Adam steps and keeps the best.
   config.project = ml_collections.ConfigDict()
   config.project.classifier_workdir = ''
-  config.project.steps = 150
-  config.project.restarts = 4
-  config.project.candidates = 64
+  config.project.steps = 100
+  config.project.restarts = 1
+  config.project.candidates = 32
   config.project.learning_rate = 0.05
   config.project.pixel_weight = 1.0
   config.project.perceptual_weight = 1.0

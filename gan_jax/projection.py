@@ -50,9 +50,9 @@ FILE = 'projected.npz'
 class Settings:
   """config.project's optimisation settings."""
 
-  steps: int = 150
-  restarts: int = 4
-  candidates: int = 64
+  steps: int = 100
+  restarts: int = 1
+  candidates: int = 32
   learning_rate: float = 0.05
   pixel_weight: float = 1.0
   perceptual_weight: float = 1.0
