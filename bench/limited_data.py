@@ -167,6 +167,27 @@ def plot(rows, path: str) -> None:
   fig.savefig(path, dpi=100)
 
 
+def p_plot(rows, path: str) -> None:
+  """ADA's p over the steps of every ADA run, one colour per digits-per-class count."""
+  fig, ax = common.axes()
+  runs = sorted((r['per_class'], r['seed'], r['p_curve']) for r in rows if r.get('p_curve'))
+  colours = {n: f'C{i}' for i, n in enumerate(sorted({n for n, _, _ in runs}))}
+  for n, seed, curve in runs:
+    steps, ps = [c[0] for c in curve], [c[1] for c in curve]
+    ax.plot(
+      steps,
+      ps,
+      color=colours[n],
+      alpha=0.8,
+      label=f'{n} per class' if seed == min(s for m, s, _ in runs if m == n) else None,
+    )
+  ax.set_xlabel('step')
+  ax.set_ylabel("ADA's p")
+  ax.legend()
+  ax.grid(alpha=0.3)
+  fig.savefig(path, dpi=100)
+
+
 def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--per_class', default='10,50,100,400')
@@ -218,6 +239,7 @@ def main(argv=None):
         print(json.dumps({k: v for k, v in rows[-1].items() if k in (*COLUMNS, 'arm')}))
         common.write_json(args.out, common.with_rows(existing, 'limited_data', rows, row_key))
   plot(rows, os.path.splitext(args.out)[0] + '.png')
+  p_plot(rows, os.path.splitext(args.out)[0] + '_p.png')
   print(markdown(rows, args, machine))
 
 

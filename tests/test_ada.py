@@ -248,6 +248,7 @@ def test_limited_data_study_smoke(tmp_path, capsys):
   assert set(ada['leak']) == {'slant', 'width', 'height', 'thickness', 'brightness'}
   assert '| 5 |' in capsys.readouterr().out and not (tmp_path / 'limited.md').exists()
   assert (tmp_path / 'limited.png').stat().st_size > 0
+  assert (tmp_path / 'limited_p.png').stat().st_size > 0
   limited_data.main([*args, f'--out={out}'])  # Finished runs are read, not trained again.
   assert len(os.listdir(tmp_path / 'runs')) == 3
   with pytest.raises(SystemExit):
