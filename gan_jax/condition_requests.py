@@ -28,17 +28,7 @@ def parse(table, text: str, where: str = '--condition') -> dict[str, float]:
     key, value = key.strip(), value.strip()
     if not eq or not key:
       raise UserError(f'{where}: {quote(item)} is not KEY=VALUE (e.g. digit=7,thickness=3.5)')
-    name = ALIASES.get(key, key)
-    if name != conditions.LABEL and name not in morpho.ATTRIBUTES:
-      known = [conditions.LABEL + ' (alias digit)', *morpho.ATTRIBUTES]
-      raise UserError(f'{where}: unknown key {quote(key)}: keys are {", ".join(known)}')
-    if name not in table.parts:
-      raise UserError(
-        f'{where}: this model is not conditioned on {quote(key)} (config.model.condition = '
-        f'{table.parts})'
-      )
-    if name in request:
-      raise UserError(f'{where}: {quote(key)} is given twice')
+    name = part_name(table, key, where, request)
     try:
       number = float(value)
     except ValueError:
@@ -47,6 +37,23 @@ def parse(table, text: str, where: str = '--condition') -> dict[str, float]:
       raise UserError(f'{where}: {clip(key)}={clip(value)} is not a finite number')
     request[name] = checked(table, name, key, number, where)
   return request
+
+
+def part_name(table, key: str, where: str, given=()) -> str:
+  """The condition part a request's `key` names ('digit' is 'label'), or a one-line UserError:
+  an unknown key, a part the model is not conditioned on, a part already `given`."""
+  name = ALIASES.get(key, key)
+  if name != conditions.LABEL and name not in morpho.ATTRIBUTES:
+    known = [conditions.LABEL + ' (alias digit)', *morpho.ATTRIBUTES]
+    raise UserError(f'{where}: unknown key {quote(key)}: keys are {", ".join(known)}')
+  if name not in table.parts:
+    raise UserError(
+      f'{where}: this model is not conditioned on {quote(key)} (config.model.condition = '
+      f'{table.parts})'
+    )
+  if name in given:
+    raise UserError(f'{where}: {quote(key)} is given twice')
+  return name
 
 
 def checked(table, name: str, key: str, number: float, where: str) -> float:

@@ -40,17 +40,7 @@ def parse(table, text: str, where: str = '--edit') -> dict[str, tuple[float, boo
     key, value = key.strip(), value.strip()
     if not item or not eq or not key or not value:
       raise UserError(f'{where}: {quote(item)} is not KEY=VALUE (e.g. thickness=+1sd, digit=3)')
-    name = condition_requests.ALIASES.get(key, key)
-    if name != conditions_lib.LABEL and name not in morpho.ATTRIBUTES:
-      known = [conditions_lib.LABEL + ' (alias digit)', *morpho.ATTRIBUTES]
-      raise UserError(f'{where}: unknown key {quote(key)}: keys are {", ".join(known)}')
-    if name not in table.parts:
-      raise UserError(
-        f'{where}: this model is not conditioned on {quote(key)} (config.model.condition = '
-        f'{table.parts})'
-      )
-    if name in edit:
-      raise UserError(f'{where}: {quote(key)} is given twice')
+    name = condition_requests.part_name(table, key, where, edit)
     relative = _RELATIVE.match(value.lower())
     if relative and name == conditions_lib.LABEL:
       raise UserError(f'{where}: {clip(key)} takes a class, not a change in SDs')
