@@ -29,7 +29,6 @@ from gan_jax import counterfactual  # pylint: disable=g-import-not-at-top
 from gan_jax import data  # pylint: disable=g-import-not-at-top
 from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
 from gan_jax import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
-from gan_jax import generation  # pylint: disable=g-import-not-at-top
 from gan_jax import pictures  # pylint: disable=g-import-not-at-top
 from gan_jax import projection  # pylint: disable=g-import-not-at-top
 from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
@@ -76,15 +75,11 @@ def figure(experiment, state, held_out, z, path: str, count: int = 8) -> None:
   table = experiment.conditions
   raw = counterfactual.raw_of(table, condition)[:count]
   labels, z = labels[:count], z[:count]
-  make = lambda lab, r: generation.ema_images(
-    experiment.gan, state, z, table.condition_of_values(lab, r)
-  )
+  make = counterfactual.remaker(experiment.gan, state, table, z)
   columns = [images[:count], make(labels, raw)]
   for name in table.conditioned_attributes[:2]:
     for delta in (-1.0, 1.0):
-      shifted = raw.copy()
-      shifted[:, table.column(name)] += delta * table.attribute_std(name)
-      columns.append(make(labels, shifted))
+      columns.append(make(labels, counterfactual.shifted(table, raw, name, delta)))
   columns.append(make((labels + 1) % table.num_classes, raw))
   tiles = np.stack(columns, axis=1).reshape(-1, *images.shape[1:])
   pictures.save_png(path, pictures.grid(tiles, rows=count))

@@ -48,7 +48,8 @@ def _ranks(ranker, images, real_features) -> np.ndarray:
   return control.retrieval_ranks(ranker.predict(images)[1][:, None], real_features)
 
 
-def _shifted(table, raw, name: str, delta: float) -> np.ndarray:
+def shifted(table, raw, name: str, delta: float) -> np.ndarray:
+  """`raw` (natural units) with attribute `name` moved by `delta` training SDs."""
   raw = np.array(raw, np.float64)
   raw[:, table.column(name)] += delta * table.attribute_std(name)
   return raw
@@ -71,19 +72,19 @@ def _effect(table, name: str, before: dict, after: dict, target: np.ndarray) -> 
   return out
 
 
-def attribute_edits(table, make, labels, raw, recon, ranker):
+def attribute_edits(table, make, labels, raw, before, ranker):
   """Per conditioned attribute, its edits by DELTAS: effectiveness, minimality and (first
-  attribute, +-1 SD) the edited images for identity and round trips. Returns (metrics,
-  {delta: images} of the first attribute, every edited image)."""
-  before = morpho.measure(recon)
+  attribute, +-1 SD) the edited images for identity and round trips; `before` is the
+  reconstruction's morphometrics. Returns (metrics, {delta: images} of the first attribute,
+  every edited image)."""
   out, first, every = {}, {}, []
   for i, name in enumerate(table.conditioned_attributes):
-    images, targets, measured = [], [], []
+    images, targets = [], []
     for delta in DELTAS:
-      shifted = _shifted(table, raw, name, delta)
-      edited = make(labels, shifted)
+      moved = shifted(table, raw, name, delta)
+      edited = make(labels, moved)
       images.append(edited)
-      targets.append(shifted[:, table.column(name)])
+      targets.append(moved[:, table.column(name)])
       if i == 0 and abs(delta) == 1.0:
         first[delta] = edited
     stacked = np.concatenate(images)
@@ -97,15 +98,16 @@ def attribute_edits(table, make, labels, raw, recon, ranker):
   return out, first, every
 
 
-def class_swaps(table, make, labels, raw, recon, ranker, seed: int):
-  """Each digit remade as another class (drawn per digit), its attributes asked unchanged."""
+def class_swaps(table, make, labels, raw, before, ranker, seed: int):
+  """Each digit remade as another class (drawn per digit), its attributes asked unchanged;
+  `before` is the reconstruction's morphometrics."""
   rng = np.random.default_rng(seed)
   classes = table.num_classes
   new = ((labels + 1 + rng.integers(0, classes - 1, len(labels))) % classes).astype(np.int32)
   swapped = make(new, raw)
   probs, _ = ranker.predict(swapped)
   out = {'swap_class_accuracy': float(np.mean(np.argmax(probs, -1) == new))}
-  before, after = morpho.measure(recon), morpho.measure(swapped)
+  after = morpho.measure(swapped)
   for name in table.conditioned_attributes:
     out[f'swap_drift_{name}_sd'] = float(
       np.nanmean(np.abs(after[name] - before[name])) / table.attribute_std(name)
@@ -113,25 +115,33 @@ def class_swaps(table, make, labels, raw, recon, ranker, seed: int):
   return out, swapped
 
 
+def remaker(gan, state, table, z):
+  """make(labels, raw) -> uint8 images of noise `z` under labels and raw vector columns."""
+  return lambda labels, raw: generation.ema_images(
+    gan, state, z, table.condition_of_values(labels, raw)
+  )
+
+
 def measure(gan, state, table, z, images, labels, raw, ranker, real_features, seed=0):
   """Every measure but reversibility for noise `z` (n, latent) of held-out `images` with
   `labels` and measured attributes `raw` (n, k natural units). Returns (metrics, the first
   attribute's +-1 SD edits, the reconstruction)."""
-  make = lambda lab, r: generation.ema_images(gan, state, z, table.condition_of_values(lab, r))
+  make = remaker(gan, state, table, z)
   recon = make(labels, raw)
+  before = morpho.measure(recon)
   ranks = _ranks(ranker, recon, real_features)
   out = {
     'null_l1': float(np.mean(_l1(recon, images))),
     'rank_median': float(np.median(ranks)),
     'rank_p90': float(np.percentile(ranks, 90)),
   }
-  edits, first, every = attribute_edits(table, make, labels, raw, recon, ranker)
+  edits, first, every = attribute_edits(table, make, labels, raw, before, ranker)
   out.update(edits)
   for delta, edited in first.items():
     out[f'identity_rank_median_{delta:+g}sd'] = float(
       np.median(_ranks(ranker, edited, real_features))
     )
-  swaps, swapped = class_swaps(table, make, labels, raw, recon, ranker, seed)
+  swaps, swapped = class_swaps(table, make, labels, raw, before, ranker, seed)
   out.update(swaps)
   edited_features = ranker.predict(np.concatenate([*every, swapped]))[1]
   out['fid_edited'] = float(metrics.fid(real_features, edited_features))
@@ -149,8 +159,8 @@ def round_trip(experiment, state, clf, settings, edited, labels, delta, recon) -
   table = experiment.conditions
   condition = table.condition_of_images(edited, labels)
   z, _ = projection.optimise(experiment, state, clf, settings, condition, edited)
-  back = _shifted(table, raw_of(table, condition), table.conditioned_attributes[0], -delta)
-  made = generation.ema_images(experiment.gan, state, z, table.condition_of_values(labels, back))
+  back = shifted(table, raw_of(table, condition), table.conditioned_attributes[0], -delta)
+  made = remaker(experiment.gan, state, table, z)(labels, back)
   return {f'round_trip_l1_{delta:+g}sd': float(np.mean(_l1(made, recon)))}
 
 

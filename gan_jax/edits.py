@@ -11,7 +11,6 @@ Edited values are checked as --condition checks them (condition_requests.checked
 image is made once unedited (the reconstruction) and once per edit.
 """
 
-import os
 import re
 
 import numpy as np
@@ -70,13 +69,7 @@ def read(table, edit: str, edits_file: str) -> tuple[list[str], list[dict]]:
 def load(path: str, config, image_shape, step: int) -> dict:
   """projected.npz's arrays, or a one-line UserError when it is missing or unreadable, or was
   made by another model, checkpoint or image shape."""
-  if not os.path.isfile(path):
-    raise UserError(f'--projected: no file {path!r} (make one with --mode=project)')
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      arrays = dict(f)
-  except (ValueError, OSError) as e:
-    raise UserError(f'--projected: {path!r} is not a readable .npz ({e})') from None
+  arrays = projection.read_npz(path, '--projected', ' (make one with --mode=project)')
   needed = ('z', 'images', 'config_digest', 'step', 'image_shape')
   if any(k not in arrays for k in needed):
     raise UserError(f'--projected: {path!r} is not a projected.npz (--mode=project writes one)')

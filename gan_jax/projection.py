@@ -102,14 +102,20 @@ def _channels(path: str) -> int | None:
     return None
 
 
-def _read_npz(path: str, image_shape):
+def read_npz(path: str, flag: str, missing: str = '') -> dict:
+  """The arrays of the .npz `path` (no pickles); a one-line UserError naming `flag` when it is
+  missing (`missing` added to the message) or unreadable."""
   if not os.path.isfile(path):
-    raise UserError(f'--images: no file {path!r}')
+    raise UserError(f'{flag}: no file {path!r}{missing}')
   try:
     with np.load(path, allow_pickle=False) as f:
-      arrays = dict(f)
+      return dict(f)
   except (ValueError, OSError) as e:
-    raise UserError(f'--images: {path!r} is not a readable .npz ({e})') from None
+    raise UserError(f'{flag}: {path!r} is not a readable .npz ({e})') from None
+
+
+def _read_npz(path: str, image_shape):
+  arrays = read_npz(path, '--images')
   images = arrays.get('images')
   if images is None or images.dtype != np.uint8:
     raise UserError(f"--images: {path!r} must hold uint8 'images' (N, H, W, C)")
@@ -258,12 +264,7 @@ def project(config, workdir: str, images_path: str, hardware=None) -> str:
   """--mode=project: projects the images of `images_path` (see read_targets) with the latest
   checkpoint of `workdir`; returns the folder written (or found: the same images, settings and
   checkpoint were projected before)."""
-  if conditions_lib.TEXT in conditions_lib.names(config.model):
-    raise UserError(
-      '--mode=project: text-conditioned models cannot be projected (no sentence '
-      'is measured from an image); project a model conditioned on labels or '
-      'attributes'
-    )
+  sample_requests.refuse_text(config, '--mode=project')
   if not images_path:
     raise UserError('--mode=project needs --images (an image, a folder or an .npz of images)')
   settings = Settings.from_config(config)

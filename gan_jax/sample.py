@@ -122,14 +122,15 @@ def write_samples(
 
 def _output_dir(workdir, step, seed, num_samples, truncation, seeds, todo, request) -> str:
   """The new folder's path (refused if it exists; every process checks before any writes)."""
-  name = f'step_{step:06d}_' + (
-    f'seed_{seed}_n{num_samples}' if seeds is None else f'seeds_{seeds_name(seeds)}'
-  )
-  name += f'_trunc{truncation:g}' if truncation > 0 else ''
-  if todo.key:
-    name += f'_{request.given[0][2:]}_{todo.key}'
   if request.projected:  # Neither the noise seed nor the count applies.
     name = f'step_{step:06d}_projected_{todo.key}'
+  else:
+    name = f'step_{step:06d}_' + (
+      f'seed_{seed}_n{num_samples}' if seeds is None else f'seeds_{seeds_name(seeds)}'
+    )
+    name += f'_trunc{truncation:g}' if truncation > 0 else ''
+    if todo.key:
+      name += f'_{request.given[0][2:]}_{todo.key}'
   out_dir = os.path.join(os.path.abspath(workdir), 'generated', name)
   if os.path.exists(out_dir):
     raise UserError(f'{out_dir!r} already exists; choose another --sample_seed or --num_samples')

@@ -62,8 +62,8 @@ def check(config, request: Request) -> None:
     raise UserError('--edit and --edits_file edit projected images: give --projected too')
   if request.edit and request.edits_file:
     raise UserError('give --edit or --edits_file, not both')
-  if request.projected and conditions_lib.TEXT in conditions_lib.names(config.model):
-    raise UserError('--projected: text-conditioned models cannot be projected')
+  if request.projected:
+    refuse_text(config, '--projected')
   if request.sentences and conditions_lib.TEXT not in conditions_lib.names(config.model):
     raise UserError(
       f'{request.given[0]}: this model is not text-conditioned (config.model.condition has no '
@@ -71,6 +71,16 @@ def check(config, request: Request) -> None:
     )
   if request.given and not request.projected and not conditions_lib.names(config.model):
     raise UserError(f'{request.given[0]}: this model is unconditional (config.model.condition)')
+
+
+def refuse_text(config, flag: str) -> None:
+  """Projection (and so editing) needs a condition measured from an image: a one-line
+  UserError for a text-conditioned model."""
+  if conditions_lib.TEXT in conditions_lib.names(config.model):
+    raise UserError(
+      f'{flag}: text-conditioned models cannot be projected (no sentence is measured from an '
+      'image); project a model conditioned on labels or attributes'
+    )
 
 
 @dataclasses.dataclass
