@@ -33,13 +33,14 @@ from gan_jax import pictures  # pylint: disable=g-import-not-at-top
 from gan_jax import projection  # pylint: disable=g-import-not-at-top
 from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
 
-# (measure, key, goal) rows of the table; {a} is each conditioned attribute.
+# (measure, key, goal) rows of the table; {a} is each conditioned attribute, {b} each other one.
 TABLE = (
   ('null edit: pixel L1', 'null_l1', ''),
   ('null edit: rank of the source (median)', 'rank_median', '1'),
   ('null edit: rank of the source (90th percentile)', 'rank_p90', '<= 5'),
   ('{a}: r (requested vs measured change)', '{a}_r', '>= 0.95'),
   ('{a}: MAE (SD)', '{a}_mae_sd', '<= 0.25'),
+  ('{a} edits: {b} drift (SD)', '{a}_drift_{b}_sd', '<= 0.2'),
   ('{a} edits: class kept', '{a}_class_kept', '>= 0.97'),
   ('class swap: new class read', 'swap_class_accuracy', '>= 0.97'),
   ('class swap: {a} drift (SD)', 'swap_drift_{a}_sd', '<= 0.25'),
@@ -88,12 +89,13 @@ def figure(experiment, state, held_out, z, path: str, count: int = 8) -> None:
 def markdown(row: dict, names) -> str:
   lines = ['| measure | projected | baseline (fresh z) | our target |', '|---|---|---|---|']
   for label, key, goal in TABLE:
-    for name in names if '{a}' in key else [None]:
-      k = key.format(a=name)
+    pairs = [(a, b) for a in names for b in names if b != a] if '{b}' in key else None
+    for a, b in pairs or [(a, None) for a in (names if '{a}' in key else [None])]:
+      k = key.format(a=a, b=b)
       if k in row:
         base = row.get(f'baseline_{k}')
         cells = [f'{row[k]:.4g}', '-' if base is None else f'{base:.4g}', goal]
-        lines.append(f'| {label.format(a=name)} | ' + ' | '.join(cells) + ' |')
+        lines.append(f'| {label.format(a=a, b=b)} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
 
