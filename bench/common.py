@@ -173,7 +173,7 @@ def axes(figsize=(6, 4)):
   from matplotlib import figure  # pylint: disable=g-import-not-at-top
   from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
 
-  fig = figure.Figure(figsize=figsize)
+  fig = figure.Figure(figsize=figsize, layout='constrained')  # Labels inside the canvas.
   backend_agg.FigureCanvasAgg(fig)
   return fig, fig.add_subplot()
 

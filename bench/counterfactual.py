@@ -12,8 +12,8 @@ noise (the baseline: what --condition alone gives).
 
 Projection uses the first classifier (its perceptual loss); every feature comparison the
 second. Merges one row per (workdir, step, seed), with common.machine(), into --out's `rows`;
-writes a grid beside --out (per digit: real, reconstruction, thinner, thicker, slant -1 SD,
-slant +1 SD, the next class) and prints the table.
+writes a grid beside --out (the first digit of each class: real, reconstruction, thinner,
+thicker, slant -1 SD, slant +1 SD, the next class) and prints the table.
 """
 
 import argparse
@@ -70,20 +70,22 @@ def parser() -> argparse.ArgumentParser:
   return p
 
 
-def figure(experiment, state, held_out, z, path: str, count: int = 8) -> None:
-  """Per digit: real, reconstruction, thickness -1/+1 SD, slant -1/+1 SD, the next class."""
+def figure(experiment, state, held_out, z, path: str) -> None:
+  """The first digit of each class: real, reconstruction, thickness -1/+1 SD, slant -1/+1 SD,
+  the next class."""
   images, labels, condition = held_out
   table = experiment.conditions
-  raw = counterfactual.raw_of(table, condition)[:count]
-  labels, z = labels[:count], z[:count]
+  index = np.asarray([np.flatnonzero(labels == c)[0] for c in np.unique(labels)])
+  raw = counterfactual.raw_of(table, condition)[index]
+  images, labels, z = images[index], labels[index], z[index]
   make = counterfactual.remaker(experiment.gan, state, table, z)
-  columns = [images[:count], make(labels, raw)]
+  columns = [images, make(labels, raw)]
   for name in table.conditioned_attributes[:2]:
     for delta in (-1.0, 1.0):
       columns.append(make(labels, counterfactual.shifted(table, raw, name, delta)))
   columns.append(make((labels + 1) % table.num_classes, raw))
   tiles = np.stack(columns, axis=1).reshape(-1, *images.shape[1:])
-  pictures.save_png(path, pictures.grid(tiles, rows=count))
+  pictures.save_png(path, pictures.grid(tiles, rows=len(index)))
 
 
 def markdown(row: dict, names) -> str:

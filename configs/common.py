@@ -76,7 +76,7 @@ def gan_config() -> ml_collections.ConfigDict:
   # `restarts` for `steps` Adam steps and keeps the best.
   config.project = ml_collections.ConfigDict()
   config.project.classifier_workdir = ''
-  config.project.steps = 100
+  config.project.steps = 50
   config.project.restarts = 1
   config.project.candidates = 32
   config.project.learning_rate = 0.05

@@ -166,7 +166,8 @@ def round_trip(experiment, state, clf, settings, edited, labels, delta, recon) -
 
 def evaluate(experiment, state, clf, settings, held_out, ranker, round_trips: int, seed: int):
   """(metrics, projected z) of held-out (images, labels, condition): projected, every measure,
-  reversibility on the first `round_trips`, and the fresh-noise baseline (`baseline_*`)."""
+  reversibility on `round_trips` of them spread evenly over the set (held-out splits may be
+  sorted by class), and the fresh-noise baseline (`baseline_*`)."""
   images, labels, condition = held_out
   table, gan = experiment.conditions, experiment.gan
   start = time.perf_counter()
@@ -175,13 +176,14 @@ def evaluate(experiment, state, clf, settings, held_out, ranker, round_trips: in
   real_features = ranker.predict(images)[1]
   shared = (images, labels, raw_of(table, condition), ranker, real_features)
   result, first, recon = measure(gan, state, table, z, *shared, seed=seed)
-  n = round_trips
-  for delta, edited in first.items():
+  n = min(round_trips, len(images))
+  pick = np.linspace(0, len(images) - 1, n).round().astype(int)
+  for delta, edited in first.items() if n else ():
     result.update(
-      round_trip(experiment, state, clf, settings, edited[:n], labels[:n], delta, recon[:n])
+      round_trip(experiment, state, clf, settings, edited[pick], labels[pick], delta, recon[pick])
     )
   fresh = np.asarray(jax.random.normal(jax.random.key(seed), z.shape))
   baseline, _, _ = measure(gan, state, table, fresh, *shared, seed=seed)
   result.update({f'baseline_{k}': v for k, v in baseline.items()})
-  result.update(project_seconds=seconds, num_images=len(images), round_trips=min(n, len(images)))
+  result.update(project_seconds=seconds, num_images=len(images), round_trips=n)
   return result, z

@@ -50,7 +50,7 @@ FILE = 'projected.npz'
 class Settings:
   """config.project's optimisation settings."""
 
-  steps: int = 100
+  steps: int = 50
   restarts: int = 1
   candidates: int = 32
   learning_rate: float = 0.05
