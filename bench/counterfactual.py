@@ -88,11 +88,18 @@ def figure(experiment, state, held_out, z, path: str) -> None:
   pictures.save_png(path, pictures.grid(tiles, rows=len(index)))
 
 
+def _names(key: str, names) -> list[tuple]:
+  """The (a, b) that fill a TABLE key: each attribute and each other one, each attribute, or
+  neither."""
+  if '{b}' in key:
+    return [(a, b) for a in names for b in names if b != a]
+  return [(a, None) for a in names] if '{a}' in key else [(None, None)]
+
+
 def markdown(row: dict, names) -> str:
   lines = ['| measure | projected | baseline (fresh z) | our target |', '|---|---|---|---|']
   for label, key, goal in TABLE:
-    pairs = [(a, b) for a in names for b in names if b != a] if '{b}' in key else None
-    for a, b in pairs or [(a, None) for a in (names if '{a}' in key else [None])]:
+    for a, b in _names(key, names):
       k = key.format(a=a, b=b)
       if k in row:
         base = row.get(f'baseline_{k}')

@@ -178,10 +178,9 @@ def evaluate(experiment, state, clf, settings, held_out, ranker, round_trips: in
   result, first, recon = measure(gan, state, table, z, *shared, seed=seed)
   n = min(round_trips, len(images))
   pick = np.linspace(0, len(images) - 1, n).round().astype(int)
-  for delta, edited in first.items() if n else ():
-    result.update(
-      round_trip(experiment, state, clf, settings, edited[pick], labels[pick], delta, recon[pick])
-    )
+  for delta, edited in first.items() if n else ():  # optimise takes at least one image.
+    trip = (edited[pick], labels[pick], delta, recon[pick])
+    result.update(round_trip(experiment, state, clf, settings, *trip))
   fresh = np.asarray(jax.random.normal(jax.random.key(seed), z.shape))
   baseline, _, _ = measure(gan, state, table, fresh, *shared, seed=seed)
   result.update({f'baseline_{k}': v for k, v in baseline.items()})
